@@ -1,0 +1,3 @@
+"""Audio stages: inventory, convert, VAD, trim and manifest."""
+
+SAMPLE_RATE = 16000

@@ -1,0 +1,1 @@
+"""The demo language: English speech synthesised with espeak-ng from a bundled book."""

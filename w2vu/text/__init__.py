@@ -1,0 +1,1 @@
+"""Text side: normalisation, phonemisation, lexicon, LMs and graphs."""

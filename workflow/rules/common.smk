@@ -1,0 +1,169 @@
+# Config validation, path helpers and the command that runs w2vu: everything rules share.
+import hashlib
+import os
+import shlex
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
+SHARDS = [f"{i:03d}" for i in range(config.get("audio", {}).get("shards", 2))]
+
+
+wildcard_constraints:
+    lang=r"[A-Za-z0-9_-]+",
+    split=r"[A-Za-z0-9_]+",
+    shard=r"[0-9]{3}",
+
+
+def validate_language(name, lang):
+    """Validate one language (filling defaults) and check what the schema cannot express."""
+    where = f"config: languages.{name}"
+    try:
+        validate(lang, schema="../schemas/language.schema.yaml")
+    except WorkflowError as e:
+        raise WorkflowError(f"{where}: {e}") from None
+    if "demo" in lang:
+        if "audio" in lang or "text" in lang:
+            raise WorkflowError(f"{where}: `demo` synthesises audio and text; remove `audio` "
+                                "and `text`, or remove `demo`")
+    elif "audio" not in lang or "text" not in lang:
+        raise WorkflowError(f"{where}: give `audio` (paths or table) and `text`, or `demo: {{}}` "
+                            "for the synthesised demo corpus")
+    elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
+        raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
+    method = lang["splits"]["method"]
+    if method == "lists" and "lists" not in lang["splits"]:
+        raise WorkflowError(f"{where}.splits: method `lists` needs `lists: {{split: file}}`")
+    if method == "column" and ("names" not in lang["splits"] or "table" not in lang.get("audio", {})):
+        raise WorkflowError(f"{where}.splits: method `column` needs `names: [...]` and an "
+                            "audio `table` with a split column")
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+for _name, _lang in config["languages"].items():
+    validate_language(_name, _lang)
+
+# Rules run `python -m w2vu`: the repository is put on PYTHONPATH (so that conda envs, which hold
+# only third-party packages, find it), and the interpreter running Snakemake comes first on PATH
+# (so that plain `.venv/bin/snakemake` works without activating the venv; conda activation
+# still puts the env's python in front of it).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+W2VU = "python -m w2vu"
+
+
+def language(lang):
+    return config["languages"][lang]
+
+
+def split_names(lang):
+    """The splits of a language, in config order."""
+    splits = language(lang)["splits"]
+    if splits["method"] == "hash":
+        return list(splits["fractions"])
+    if splits["method"] == "lists":
+        return list(splits["lists"])
+    return list(splits["names"])
+
+
+def audio_table(lang):
+    """The audio table of a language: the demo corpus's, the configured one, or None."""
+    if "demo" in language(lang):
+        return f"results/{lang}/corpus/audio.tsv"
+    return language(lang)["audio"].get("table")
+
+
+def has_references(lang):
+    """True when reference transcripts exist, so that label files and scores are made."""
+    lang_cfg = language(lang)
+    if "demo" in lang_cfg or "references" in lang_cfg:
+        return True
+    table = audio_table(lang)
+    with open(table, encoding="utf-8") as f:
+        return "transcript" in f.readline().rstrip("\n").split("\t")
+
+
+def inventory_inputs(wildcards):
+    """Files the inventory reads: the audio table, references and split lists."""
+    lang_cfg = language(wildcards.lang)
+    inputs = {}
+    if audio_table(wildcards.lang):
+        inputs["table"] = audio_table(wildcards.lang)
+    if "references" in lang_cfg:
+        inputs["references"] = lang_cfg["references"]
+    for split, path in lang_cfg["splits"].get("lists", {}).items():
+        inputs[f"list_{split}"] = path
+    return inputs
+
+
+def inventory_source_args(wildcards):
+    """The source arguments of `w2vu inventory`, shell-quoted."""
+    lang_cfg = language(wildcards.lang)
+    table = audio_table(wildcards.lang)
+    args = ["--table", table] if table else ["--paths", *lang_cfg["audio"]["paths"]]
+    if "references" in lang_cfg:
+        args += ["--references", lang_cfg["references"]]
+    return shlex.join(args)
+
+
+def inventory_split_args(wildcards):
+    """The split arguments of `w2vu inventory`, shell-quoted."""
+    splits = language(wildcards.lang)["splits"]
+    args = ["--split-method", splits["method"]]
+    if splits["method"] == "hash":
+        args += ["--split-fractions", *(f"{k}={v}" for k, v in splits["fractions"].items())]
+    elif splits["method"] == "lists":
+        args += ["--split-lists", *(f"{k}={v}" for k, v in splits["lists"].items())]
+    else:
+        args += ["--split-names", *splits["names"]]
+    return shlex.join(args)
+
+
+def source_fingerprint(wildcards):
+    """A digest of the paths and sizes of every file under the configured audio paths.
+
+    Folders cannot be rule inputs, so this param is what reruns the inventory when files are
+    added, removed or replaced. Table sources are tracked as inputs instead.
+    """
+    lang_cfg = language(wildcards.lang)
+    if audio_table(wildcards.lang):
+        return ""
+    digest = hashlib.sha1()
+    for pattern in lang_cfg["audio"]["paths"]:
+        if os.path.isdir(pattern):
+            walked = ((os.path.join(r, f) for f in fs) for r, _, fs in os.walk(pattern))
+            paths = sorted(p for group in walked for p in group)
+        else:
+            import glob
+
+            paths = sorted(glob.glob(pattern, recursive=True))
+        for path in paths:
+            digest.update(f"{path}\0{os.path.getsize(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def shard_files(pattern, lang, split):
+    """`pattern` formatted for every shard of one split of one language."""
+    return [pattern.format(lang=lang, split=split, shard=shard) for shard in SHARDS]
+
+
+def language_shard_files(pattern, lang):
+    """`pattern` formatted for every (split, shard) of one language."""
+    return [f for split in split_names(lang) for f in shard_files(pattern, lang, split)]
+
+
+def audio_targets(lang):
+    """What the audio stages of a language end in: manifests, labels, summary."""
+    targets = [f"results/{lang}/audio/summary.tsv", f"results/{lang}/audio/rejects.tsv"]
+    for split in split_names(lang):
+        targets.append(f"results/{lang}/manifest/{split}.tsv")
+        if has_references(lang):
+            targets += [f"results/{lang}/manifest/{split}.{ext}" for ext in ("wrd", "ltr", "phn")]
+    return targets
+
+
+def all_targets():
+    """Every final output of every configured language."""
+    return [t for lang in config["languages"] for t in audio_targets(lang)]
