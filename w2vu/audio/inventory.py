@@ -152,7 +152,8 @@ def assign_keys(entries: list[Entry]) -> tuple[list[Entry], list[Reject]]:
 
 
 def read_split_lists(names: Sequence[str], lists: Sequence[str], base: Path) -> dict[str, str]:
-    """Map each listed path (absolute) or key to its split name, from one list file per split."""
+    """Map what each list names to its split: a path (absolute, or relative to the list file;
+    with or without extension) or a key."""
     split_of: dict[str, str] = {}
     for name, list_file in zip(names, lists):
         list_path = Path(list_file) if os.path.isabs(list_file) else base / list_file
@@ -161,9 +162,9 @@ def read_split_lists(names: Sequence[str], lists: Sequence[str], base: Path) -> 
         except OSError as e:
             raise W2vuError(f"split list for {name!r}: {list_path}: {e.strerror}") from None
         for line in filter(None, (ln.strip() for ln in lines)):
-            resolved = line if os.path.isabs(line) else str(list_path.parent / line)
-            split_of[os.path.abspath(resolved)] = name
-            split_of[os.path.splitext(line)[0]] = name
+            resolved = os.path.abspath(line if os.path.isabs(line) else list_path.parent / line)
+            for ident in (resolved, os.path.splitext(resolved)[0], os.path.splitext(line)[0]):
+                split_of[ident] = name
     return split_of
 
 
@@ -177,7 +178,8 @@ def assign_splits(entries: list[Entry], rule: SplitRule,
         if rule.method == "hash":
             split = split_by_fraction(e.key, rule.names, rule.fractions)
         elif rule.method == "lists":
-            split = listed.get(e.path) or listed.get(e.key, "")
+            split = (listed.get(e.path) or listed.get(os.path.splitext(e.path)[0])
+                     or listed.get(e.key, ""))
         else:
             split = e.split
         if split in rule.names:

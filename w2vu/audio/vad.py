@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,7 +43,9 @@ def speech_segments(signal: np.ndarray, rate: int, params: VadParams) -> list[tu
     detector = rVADfast(window_duration=params.window_s, shift_duration=params.shift_s,
                         n_fft=params.n_fft, sft_threshold=params.sft_threshold,
                         vad_threshold=params.vad_threshold)
-    labels, _ = detector(signal.astype(np.float64), rate)
+    with warnings.catch_warnings():  # rVADfast's nanmax over all-silent blocks; harmless
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        labels, _ = detector(signal.astype(np.float64), rate)
     if not np.any(labels):
         return []
     hop = int(rate * params.shift_s)

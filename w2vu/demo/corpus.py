@@ -29,10 +29,11 @@ from w2vu.io.tables import write_table
 
 log = logging.getLogger(__name__)
 
+# Variants f2, f3 and f5 add breath noise that differs from run to run; these reproduce exactly.
 SPEAKERS = (
-    Voice("en-us+m1", 165, 45), Voice("en-us+f2", 175, 62), Voice("en-gb-x-rp+m3", 150, 38),
+    Voice("en-us+m1", 165, 45), Voice("en-us+f1", 175, 62), Voice("en-gb-x-rp+m3", 150, 38),
     Voice("en+f4", 170, 66), Voice("en-us+m7", 185, 32), Voice("en-gb-scotland+f1", 160, 55),
-    Voice("en-029+m2", 155, 50), Voice("en-us-nyc+f3", 180, 58),
+    Voice("en-029+m2", 155, 50), Voice("en-us-nyc+f4", 180, 58),
 )
 FORMATS = (("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS"))
 NOISE_RMS = 3e-4
@@ -54,8 +55,12 @@ def phonemize_words(words: list[str], language: str) -> dict[str, str]:
     from phonemizer.backend import EspeakBackend
     from phonemizer.separator import Separator
 
+    # word=None gives one phone string per word; phonemizer would warn that the word counts
+    # differ, which is expected here, so its logger only passes errors.
+    quiet = logging.getLogger("w2vu.phonemizer")
+    quiet.setLevel(logging.ERROR)
     backend = EspeakBackend(language, language_switch="remove-flags", with_stress=False,
-                             words_mismatch="ignore")
+                            logger=quiet)
     phones = backend.phonemize(words, separator=Separator(phone=" ", word=None), strip=True)
     return {w: " ".join(p.split()) for w, p in zip(words, phones)}
 

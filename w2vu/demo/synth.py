@@ -1,6 +1,8 @@
 """Speech synthesis through libespeak-ng's C API (ctypes), no espeak-ng program needed.
 
-espeak-ng keeps global state, so one `Synthesizer` per process; it is not thread-safe.
+espeak-ng keeps global state, so one `Synthesizer` per process; it is not thread-safe. That state
+also carries from one utterance to the next (and survives re-initialisation), so the same sequence
+of calls gives the same audio only from a fresh process: build a corpus in a process of its own.
 """
 
 from __future__ import annotations

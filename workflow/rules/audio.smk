@@ -18,7 +18,7 @@ rule demo_corpus:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} demo-corpus --out-dir {output.audio:q} --out-table {output.table:q}"
+        "python -m w2vu demo-corpus --out-dir {output.audio:q} --out-table {output.table:q}"
         " --out-text {output.text:q} --minutes {params.minutes} --seed {params.seed}"
         " --language {params.espeak:q} > {log:q} 2>&1"
 
@@ -43,7 +43,7 @@ rule inventory:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} inventory {params.source} {params.splits} --extensions {params.extensions:q}"
+        "python -m w2vu inventory {params.source} {params.splits} --extensions {params.extensions:q}"
         " --shards {params.shards} --out-dir {params.out_dir:q} --out-rejects {output.rejects:q}"
         " > {log:q} 2>&1"
 
@@ -66,7 +66,7 @@ rule convert:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} convert --shard-list {input.lst:q} --split {wildcards.split}"
+        "python -m w2vu convert --shard-list {input.lst:q} --split {wildcards.split}"
         " --out-dir {output.audio:q} --out-manifest {output.manifest:q}"
         " --out-rejects {output.rejects:q} --min-seconds {params.min_seconds}"
         " --max-seconds {params.max_seconds} --workers {threads} > {log:q} 2>&1"
@@ -92,7 +92,7 @@ rule vad:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} vad --manifest {input.manifest:q} --out-vads {output.vads:q}"
+        "python -m w2vu vad --manifest {input.manifest:q} --out-vads {output.vads:q}"
         " --window {params.window} --shift {params.shift} --n-fft {params.n_fft}"
         " --sft-threshold {params.sft_threshold} --vad-threshold {params.vad_threshold}"
         " --workers {threads} > {log:q} 2>&1"
@@ -120,7 +120,7 @@ rule trim:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} trim --shard-list {input.lst:q} --split {wildcards.split}"
+        "python -m w2vu trim --shard-list {input.lst:q} --split {wildcards.split}"
         " --manifest {input.manifest:q} --vads {input.vads:q} --out-dir {output.audio:q}"
         " --out-manifest {output.manifest:q} --out-rejects {output.rejects:q}"
         " --pad-seconds {params.pad_seconds} --no-speech {params.no_speech}"
@@ -139,7 +139,7 @@ rule manifest:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} manifest --trimmed {input.trimmed:q} --split-root {params.split_root:q}"
+        "python -m w2vu manifest --trimmed {input.trimmed:q} --split-root {params.split_root:q}"
         " --out {output.manifest:q} > {log:q} 2>&1"
 
 
@@ -156,7 +156,7 @@ rule labels:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} labels --manifest {input.manifest:q} --shard-lists {input.lists:q}"
+        "python -m w2vu labels --manifest {input.manifest:q} --shard-lists {input.lists:q}"
         " --split {wildcards.split} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
@@ -177,7 +177,7 @@ rule audio_summary:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "{W2VU} audio-summary --inventory-rejects {input.inventory_rejects:q}"
+        "python -m w2vu audio-summary --inventory-rejects {input.inventory_rejects:q}"
         " --shard-lists {input.lists:q} --converted {input.converted:q}"
         " --convert-rejects {input.convert_rejects:q} --trimmed {input.trimmed:q}"
         " --trim-rejects {input.trim_rejects:q} --out-rejects {output.rejects:q}"

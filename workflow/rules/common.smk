@@ -5,10 +5,10 @@ import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
-SHARDS = [f"{i:03d}" for i in range(config.get("audio", {}).get("shards", 2))]
 
 
 wildcard_constraints:
@@ -33,6 +33,12 @@ def validate_language(name, lang):
                             "for the synthesised demo corpus")
     elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
         raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
+    elif "table" in lang["audio"] and not os.path.isfile(lang["audio"]["table"]):
+        raise WorkflowError(f"{where}.audio.table: {lang['audio']['table']} not found")
+    for key in ("text", "references"):
+        for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
+            if not os.path.isfile(path):
+                raise WorkflowError(f"{where}.{key}: {path} not found")
     method = lang["splits"]["method"]
     if method == "lists" and "lists" not in lang["splits"]:
         raise WorkflowError(f"{where}.splits: method `lists` needs `lists: {{split: file}}`")
@@ -44,14 +50,23 @@ def validate_language(name, lang):
 validate(config, schema="../schemas/config.schema.yaml")
 for _name, _lang in config["languages"].items():
     validate_language(_name, _lang)
+SHARDS = [f"{i:03d}" for i in range(config["audio"]["shards"])]
 
-# Rules run `python -m w2vu`: the repository is put on PYTHONPATH (so that conda envs, which hold
-# only third-party packages, find it), and the interpreter running Snakemake comes first on PATH
-# (so that plain `.venv/bin/snakemake` works without activating the venv; conda activation
-# still puts the env's python in front of it).
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
-W2VU = "python -m w2vu"
+# Rules run `python -m w2vu`. The repository goes on PYTHONPATH, so that conda envs (which hold
+# only third-party packages) find the package; without conda, the interpreter running Snakemake
+# goes first on PATH, so that `.venv/bin/snakemake` works without activating the venv.
+def shell_literal(text):
+    """Quote for the shell and escape braces, which Snakemake formats in shell commands."""
+    return shlex.quote(text).replace("{", "{{").replace("}", "}}")
+
+
+_uses_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+_python_dir = os.path.dirname(sys.executable)
+shell.prefix(
+    "set -euo pipefail; "
+    f'export PYTHONPATH={shell_literal(REPO)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
+    + ("" if _uses_conda else f'export PATH={shell_literal(_python_dir)}:"$PATH"; ')
+)
 
 
 def language(lang):
@@ -81,6 +96,8 @@ def has_references(lang):
     if "demo" in lang_cfg or "references" in lang_cfg:
         return True
     table = audio_table(lang)
+    if not table:
+        return False
     with open(table, encoding="utf-8") as f:
         return "transcript" in f.readline().rstrip("\n").split("\t")
 

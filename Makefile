@@ -1,0 +1,38 @@
+# Two commands do all the set-up: `make demo` (install + run the demo) and `make test`.
+# Both are idempotent and reuse the virtualenv in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.w2vu-installed
+CORES ?= 2
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+# torch goes in first, pinned: any other spec pulls gigabytes of CUDA packages.
+$(STAMP): pyproject.toml scripts/install-system-packages.sh
+	bash scripts/install-system-packages.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+lint: setup
+	$(BIN)/ruff check w2vu tests bench
+	$(BIN)/snakemake --lint
+
+test: setup
+	$(BIN)/ruff check w2vu tests bench
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/audio.py
+	$(BIN)/python bench/dag.py
+
+clean:
+	rm -rf results logs benchmarks .snakemake

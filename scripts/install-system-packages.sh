@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages w2vu uses beyond PyPI. ffmpeg decodes formats libsndfile cannot read
+# (m4a/aac, wma, webm, ...). Installed when we are root (or have passwordless sudo); otherwise
+# the missing ones are named and set-up goes on, since everything else works without them.
+set -euo pipefail
+packages=(ffmpeg)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+  echo "note: not root; install these for full format support: apt-get install ${missing[*]}" >&2
+  exit 0
+fi
+command -v apt-get >/dev/null || { echo "note: no apt-get; install: ${missing[*]}" >&2; exit 0; }
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

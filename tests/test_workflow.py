@@ -1,0 +1,137 @@
+"""The Snakemake workflow on tiny configs: outputs, no-op reruns, exact reruns, clear errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import yaml
+
+from tests.conftest import PHRASES, REPO, VOICES, pad_with_silence, speech_chunk
+from w2vu.io.manifest import read_manifest
+
+pytestmark = pytest.mark.slow
+CORPUS = "my corpus (v1) & 'co'"
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile with the workdir's config."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+           "--cores", "2", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Jobs a dry run would execute, by rule (empty when nothing is to be done)."""
+    out = snakemake(workdir, "-n").stdout
+    table = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", out, re.S)
+    if not table:
+        assert "Nothing to be done" in out, out
+        return {}
+    return {rule: int(n) for rule, n in (line.split() for line in table.group(1).splitlines())}
+
+
+def write_config(workdir: Path, language: dict, audio: dict | None = None) -> None:
+    config = {"languages": {"tiny": {"espeak": "en-us", **language}},
+              "audio": audio or {"shards": 2}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, synth) -> Path:
+    """A workdir with speech in odd-named folders, a corrupt file and unpaired text."""
+    workdir = tmp_path_factory.mktemp("wf")
+    for i, (voice, text) in enumerate([(v, t) for v in VOICES for t in PHRASES[:2]]):
+        padded = pad_with_silence([speech_chunk(synth, text, voice)], synth.sample_rate,
+                                  lead=0.5, gap=0.7, seed=i)
+        folder = workdir / CORPUS / f"spk {voice.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"utt {i} $x;.{'wav' if i % 2 else 'flac'}", padded.samples,
+                 synth.sample_rate)
+    (workdir / CORPUS / "broken.wav").write_bytes(b"RIFF" + bytes(100))
+    (workdir / CORPUS / "notes.txt").write_text("not audio")
+    (workdir / "text.txt").write_text("\n".join(PHRASES) + "\n")
+    return workdir
+
+
+def test_audio_stages_run_and_rerun_exactly(corpus):
+    write_config(corpus, {"audio": {"paths": [CORPUS]}, "text": ["text.txt"],
+                          "splits": {"fractions": {"train": 0.7, "valid": 0.3}}})
+    snakemake(corpus)
+    manifests = {s: read_manifest(corpus / f"results/tiny/manifest/{s}.tsv")
+                 for s in ("train", "valid")}
+    assert sum(len(m.rows) for m in manifests.values()) == 6
+    for m in manifests.values():
+        for path, (_, n) in zip(m.paths(), m.rows):
+            assert sf.info(path).frames == n and sf.info(path).samplerate == 16000
+    rejects = (corpus / "results/tiny/audio/rejects.tsv").read_text().splitlines()
+    assert len(rejects) == 2 and "broken.wav" in rejects[1] and "\tconvert\t" in rejects[1]
+    log = (corpus / "logs/tiny/audio_summary.log").read_text()
+    assert "7 found = 6 kept + 1 rejected" in log
+    assert "notes.txt" not in log and ".txt (1)" in (corpus / "logs/tiny/inventory.log").read_text()
+
+    assert planned_jobs(corpus) == {}
+
+    write_config(corpus, {"audio": {"paths": [CORPUS]}, "text": ["text.txt"],
+                          "splits": {"fractions": {"train": 0.7, "valid": 0.3}}},
+                 {"shards": 2, "vad": {"vad_threshold": 0.5}})
+    assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
+                                    "all": 1}
+
+
+def test_demo_language_writes_labels(tmp_path):
+    config = {"languages": {"demo": {"espeak": "en-us", "demo": {"minutes": 0.4, "seed": 3},
+                                     "splits": {"fractions": {"train": 0.5, "test": 0.5}}}},
+              "audio": {"shards": 1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path)
+    rows = sum(len(read_manifest(tmp_path / f"results/demo/manifest/{s}.tsv").rows)
+               for s in ("train", "test"))
+    lines = [len((tmp_path / f"results/demo/manifest/{s}.{ext}").read_text().splitlines())
+             for s in ("train", "test") for ext in ("wrd", "ltr", "phn")]
+    assert rows > 0 and sum(lines) == 3 * rows
+    assert (tmp_path / "results/demo/corpus/text.txt").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("language,message", [
+    ({}, "languages.tiny: give `audio`"),
+    ({"demo": {}, "splits": {"method": "hsh"}}, "'hsh' is not one of"),
+    ({"demo": {"minutes": -1}}, "languages.tiny"),
+    ({"audio": {"paths": ["a"], "table": "t.tsv"}, "text": ["text.txt"]}, "exactly one of"),
+    ({"audio": {"paths": ["a"]}, "text": ["missing.txt"]}, "missing.txt not found"),
+])
+def test_bad_config_names_the_key(tmp_path, language, message):
+    (tmp_path / "text.txt").write_text("hello\n")
+    write_config(tmp_path, language)
+    done = snakemake(tmp_path, "-n", check=False)
+    assert done.returncode != 0 and message in done.stdout + done.stderr
+
+
+def test_no_usable_audio_stops_with_clear_error(tmp_path):
+    (tmp_path / "audio").mkdir()
+    for i in range(3):
+        (tmp_path / "audio" / f"bad{i}.wav").write_bytes(b"RIFF" + bytes(40))
+    (tmp_path / "text.txt").write_text("hello\n")
+    write_config(tmp_path, {"audio": {"paths": ["audio"]}, "text": ["text.txt"]},
+                 {"shards": 1})
+    done = snakemake(tmp_path, check=False)
+    assert done.returncode != 0
+    assert "no usable audio: all 3 files were rejected" in done.stdout + done.stderr
+    assert not (tmp_path / "results/tiny/audio/summary.tsv").exists()
+
+
+def test_dry_run_on_demo_config_is_clean():
+    """The embedded config parses, validates and lints."""
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile",
+                           str(REPO / "Snakefile"), "--directory", str(REPO)],
+                          capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Lints for" not in lint.stdout + lint.stderr
