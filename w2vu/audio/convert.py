@@ -19,10 +19,8 @@ import soxr
 from w2vu.audio import SAMPLE_RATE
 from w2vu.audio.decode import UndecodableAudio, decode
 from w2vu.audio.inventory import read_shard_list
-from w2vu.io.atomic import atomic_dir
-from w2vu.io.manifest import write_manifest
-from w2vu.io.rejects import Reject, write_rejects
-from w2vu.parallel import map_in_order
+from w2vu.audio.shard_output import write_audio_shard
+from w2vu.io.rejects import Reject
 
 log = logging.getLogger(__name__)
 STAGE = "convert"
@@ -90,15 +88,8 @@ def convert_shard(shard_list: str | os.PathLike, split: str, out_dir: str | os.P
     """Convert every file of one split of a shard list; return (kept, rejected)."""
     entries = read_shard_list(shard_list, split)
     items = [(e.path, e.key) for e in entries]
-    kept: list[tuple[str, int]] = []
-    rejects: list[Reject] = []
-    with atomic_dir(out_dir) as tmp_dir:
-        work = functools.partial(_convert_one, out_dir=tmp_dir, limits=limits)
-        for result in map_in_order(work, items, workers, "convert"):
-            (rejects if isinstance(result, Reject) else kept).append(result)
-    write_manifest(out_manifest, out_dir, kept)
-    write_rejects(out_rejects, rejects)
-    for r in rejects:
-        log.warning("rejected %s: %s", r.path, r.reason)
+    work = functools.partial(_convert_one, limits=limits)
+    kept, rejects = write_audio_shard(work, items, out_dir, out_manifest, out_rejects, workers,
+                                      STAGE)
     log.info("convert: %d files in, %d kept, %d rejected", len(items), len(kept), len(rejects))
     return len(kept), len(rejects)

@@ -17,10 +17,9 @@ import soundfile as sf
 
 from w2vu.audio import SAMPLE_RATE
 from w2vu.audio.inventory import read_shard_list
-from w2vu.io.atomic import atomic_dir
-from w2vu.io.manifest import read_manifest, read_vads, write_manifest
-from w2vu.io.rejects import Reject, write_rejects
-from w2vu.parallel import map_in_order
+from w2vu.audio.shard_output import write_audio_shard
+from w2vu.io.manifest import read_manifest, read_vads
+from w2vu.io.rejects import Reject
 
 log = logging.getLogger(__name__)
 STAGE = "trim"
@@ -84,14 +83,9 @@ def trim_shard(shard_list: str | os.PathLike, split: str, manifest: str | os.Pat
                            f"{manifest}; rerun the vad stage")
     items = [(rel, str(path), source_of.get(rel, str(path)), segs)
              for (rel, _), path, segs in zip(rows.rows, rows.paths(), segments)]
-    kept: list[tuple[str, int]] = []
-    rejects: list[Reject] = []
-    with atomic_dir(out_dir) as tmp_dir:
-        work = functools.partial(_trim_one, out_dir=tmp_dir, params=params)
-        for result in map_in_order(work, items, workers, "trim"):
-            (rejects if isinstance(result, Reject) else kept).append(result)
-    write_manifest(out_manifest, out_dir, kept)
-    write_rejects(out_rejects, rejects)
+    work = functools.partial(_trim_one, params=params)
+    kept, rejects = write_audio_shard(work, items, out_dir, out_manifest, out_rejects, workers,
+                                      STAGE)
     before = sum(n for _, n in rows.rows)
     after = sum(n for _, n in kept)
     log.info("trim: %d files in, %d kept, %d rejected; %.1f s -> %.1f s (%.1f%% kept)",
