@@ -14,6 +14,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/audio.smk"
+include: "workflow/rules/text.smk"
 
 
 rule all:

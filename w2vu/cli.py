@@ -98,6 +98,28 @@ def cmd_audio_summary(a: argparse.Namespace) -> None:
                        out_rejects=a.out_rejects, out_summary=a.out_summary)
 
 
+def cmd_normalize(a: argparse.Namespace) -> None:
+    from w2vu.text.normalize import NormalizeSettings, normalize_text
+
+    normalize_text(a.inputs, a.out, NormalizeSettings(a.casefold, a.max_line_chars, a.lid_model,
+                                                      a.lid_label, a.lid_threshold))
+
+
+def cmd_lexicon(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import LexiconSettings, build_lexicon
+
+    build_lexicon(a.text, a.out_words, a.out_lexicon,
+                  LexiconSettings(a.language, a.min_word_count, a.user_lexicon, a.mode),
+                  cache_dir=a.cache_dir)
+
+
+def cmd_phones(a: argparse.Namespace) -> None:
+    from w2vu.text.phones import PhoneSettings, build_phone_text
+
+    build_phone_text(a.text, a.lexicon, a.out_dict, a.out_lexicon, a.out_phone_text,
+                     PhoneSettings(a.min_phones, a.count_by, a.sil_prob, a.seed))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their arguments."""
     parser = argparse.ArgumentParser(prog="w2vu", description=__doc__.splitlines()[0])
@@ -177,6 +199,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-lists", nargs="+", required=True, help="inventory shard lists")
     p.add_argument("--split", required=True)
     p.add_argument("--out-prefix", required=True, help="written as PREFIX.wrd, .ltr, .phn")
+
+    p = command("normalize", cmd_normalize, "normalise unpaired text, one sentence per line")
+    p.add_argument("--inputs", nargs="+", required=True, type=Path, help="text files")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--casefold", action="store_true")
+    p.add_argument("--max-line-chars", type=int, default=2000, help="longer lines are split")
+    p.add_argument("--lid-model", help="local fastText LID model; none: no LID filtering")
+    p.add_argument("--lid-label", default="", help="the language's label in the LID model")
+    p.add_argument("--lid-threshold", type=float, default=0.4)
+
+    p = command("lexicon", cmd_lexicon, "count words and phonemise each kept word once")
+    p.add_argument("--text", required=True, type=Path, help="normalised text")
+    p.add_argument("--language", required=True, help="espeak-ng language code")
+    p.add_argument("--out-words", required=True, type=Path)
+    p.add_argument("--out-lexicon", required=True, type=Path)
+    p.add_argument("--min-word-count", type=int, default=2)
+    p.add_argument("--user-lexicon", help="word<TAB>phones file")
+    p.add_argument("--mode", choices=("extend", "replace"), default="extend",
+                   help="the user lexicon extends espeak (its entries win) or replaces it")
+    p.add_argument("--cache-dir", type=Path, help="keep pronunciations here between runs")
+
+    p = command("phones", cmd_phones, "phone inventory, filtered lexicon, phone text with <SIL>")
+    p.add_argument("--text", required=True, type=Path, help="normalised text")
+    p.add_argument("--lexicon", required=True, type=Path)
+    p.add_argument("--out-dict", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out-lexicon", required=True, type=Path, help="filtered lexicon")
+    p.add_argument("--out-phone-text", required=True, type=Path)
+    p.add_argument("--min-phones", type=int, default=10)
+    p.add_argument("--count-by", choices=("lexicon", "corpus"), default="lexicon")
+    p.add_argument("--sil-prob", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=0)
 
     p = command("audio-summary", cmd_audio_summary, "gather rejects and check the counts")
     p.add_argument("--inventory-rejects", required=True)

@@ -23,9 +23,9 @@ import soundfile as sf
 
 from w2vu.demo.sentences import book_text, reference_words, split_sentences
 from w2vu.demo.synth import Synthesizer, Voice
-from w2vu.espeak import configure_phonemizer
 from w2vu.io.atomic import atomic_dir, write_text
 from w2vu.io.tables import write_table
+from w2vu.text.phonemize import phonemize_words
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +47,6 @@ class CorpusSettings:
     minutes: float = 10.0
     seed: int = 0
     language: str = "en-us"
-
-
-def phonemize_words(words: list[str], language: str) -> dict[str, str]:
-    """Phones of each distinct word (space-separated), via phonemizer's espeak backend."""
-    configure_phonemizer()
-    from phonemizer.backend import EspeakBackend
-    from phonemizer.separator import Separator
-
-    # word=None gives one phone string per word; phonemizer would warn that the word counts
-    # differ, which is expected here, so its logger only passes errors.
-    quiet = logging.getLogger("w2vu.phonemizer")
-    quiet.setLevel(logging.ERROR)
-    backend = EspeakBackend(language, language_switch="remove-flags", with_stress=False,
-                            logger=quiet)
-    phones = backend.phonemize(words, separator=Separator(phone=" ", word=None), strip=True)
-    return {w: " ".join(p.split()) for w, p in zip(words, phones)}
 
 
 def speak_utterance(synth: Synthesizer, sentence: str, voice: Voice,

@@ -35,7 +35,9 @@ def validate_language(name, lang):
         raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
     elif "table" in lang["audio"] and not os.path.isfile(lang["audio"]["table"]):
         raise WorkflowError(f"{where}.audio.table: {lang['audio']['table']} not found")
-    for key in ("text", "references"):
+    if "lid_label" in lang and "lid_model" not in config.get("text", {}):
+        raise WorkflowError(f"{where}.lid_label: set text.lid_model too, or remove lid_label")
+    for key in ("text", "references", "lexicon"):
         for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
             if not os.path.isfile(path):
                 raise WorkflowError(f"{where}.{key}: {path} not found")
@@ -181,6 +183,47 @@ def audio_targets(lang):
     return targets
 
 
+def unpaired_text(wildcards):
+    """The unpaired text files of a language (the demo corpus's half, or the configured ones)."""
+    if "demo" in language(wildcards.lang):
+        return [f"results/{wildcards.lang}/corpus/text.txt"]
+    return language(wildcards.lang)["text"]
+
+
+def lid_model_input(wildcards):
+    """The LID model as an input when one is configured (so replacing it reruns normalize)."""
+    return [config["text"]["lid_model"]] if "lid_model" in config["text"] else []
+
+
+def lid_args(wildcards):
+    """LID arguments of `w2vu normalize`; none without a model (the step logs the skip)."""
+    if "lid_model" not in config["text"]:
+        return ""
+    label = language(wildcards.lang).get("lid_label", wildcards.lang)
+    return shlex.join(["--lid-model", config["text"]["lid_model"], "--lid-label", label,
+                       "--lid-threshold", str(config["text"]["lid_threshold"])])
+
+
+def user_lexicon_input(wildcards):
+    lexicon = language(wildcards.lang).get("lexicon")
+    return [lexicon] if lexicon else []
+
+
+def user_lexicon_args(wildcards):
+    """User-lexicon arguments of `w2vu lexicon`."""
+    lang_cfg = language(wildcards.lang)
+    if "lexicon" not in lang_cfg:
+        return ""
+    return shlex.join(["--user-lexicon", lang_cfg["lexicon"], "--mode", lang_cfg["lexicon_mode"]])
+
+
+def text_targets(lang):
+    """What the text stages of a language end in."""
+    return [f"results/{lang}/text/phones/dict.phn.txt",
+            f"results/{lang}/text/phones/lm.phones.filtered.txt",
+            f"results/{lang}/text/lexicon_filtered.lst"]
+
+
 def all_targets():
     """Every final output of every configured language."""
-    return [t for lang in config["languages"] for t in audio_targets(lang)]
+    return [t for lang in config["languages"] for t in audio_targets(lang) + text_targets(lang)]

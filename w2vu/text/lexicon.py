@@ -1,0 +1,142 @@
+"""Stage `lexicon`: word counts, the words worth keeping, and their pronunciations.
+
+Words seen at least `min_word_count` times are kept (the reference's `--thresholdsrc 2`), minus
+pure punctuation and tokens with five or more consecutive digits. Each distinct word is phonemised
+once; a cache beside the outputs keeps earlier pronunciations, so a rerun after adding text
+phonemises only the new words. A user lexicon (`word<TAB>phones`, e.g. CMUdict-style) can extend
+espeak (its entries win) or replace it. Words with no pronunciation are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from w2vu.errors import W2vuError
+from w2vu.io.atomic import atomic_path
+from w2vu.text.phonemize import check_language, phonemize_words
+
+log = logging.getLogger(__name__)
+_LONG_NUMBER = re.compile(r"\d{5,}")
+_HAS_WORD_CHAR = re.compile(r"[^\W_]")
+
+
+@dataclass(frozen=True)
+class LexiconSettings:
+    """Who pronounces words and which words are worth a pronunciation."""
+
+    language: str
+    min_word_count: int = 2
+    user_lexicon: str | None = None
+    user_lexicon_mode: str = "extend"  # "extend" espeak, or "replace" it
+
+
+def count_words(text_path: str | os.PathLike) -> Counter:
+    """Word counts of a normalised text file."""
+    counts: Counter = Counter()
+    with open(text_path, encoding="utf-8") as f:
+        for line in f:
+            counts.update(line.split())
+    return counts
+
+
+def is_lexicon_word(word: str) -> bool:
+    """The reference keeps no pure punctuation and no token with 5+ consecutive digits."""
+    return bool(_HAS_WORD_CHAR.search(word)) and not _LONG_NUMBER.search(word)
+
+
+def read_lexicon(path: str | os.PathLike) -> dict[str, str]:
+    """`word<TAB>phones` lines (first entry of a word wins); a bad line is a clear error."""
+    lexicon: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise W2vuError(f"lexicon {path}: {e}; give a UTF-8 file of word<TAB>phones") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        word, sep, phones = line.partition("\t")
+        if not sep:
+            word, _, phones = line.partition(" ")
+        if not word or not phones.strip():
+            raise W2vuError(f"{path}:{number}: expected 'word<TAB>phones', got {line!r}")
+        lexicon.setdefault(word, " ".join(phones.split()))
+    return lexicon
+
+
+def write_lexicon(path: str | os.PathLike, lexicon: dict[str, str]) -> None:
+    """Write `word<TAB>phones`, sorted by word, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{w}\t{p}\n" for w, p in sorted(lexicon.items())),
+                       encoding="utf-8")
+
+
+def cached_phonemes(words: list[str], language: str, cache: Path | None) -> dict[str, str]:
+    """Pronunciations of `words`, phonemising only those missing from the cache."""
+    known = read_lexicon_lenient(cache) if cache and cache.exists() else {}
+    missing = [w for w in words if w not in known]
+    log.info("lexicon: %d words, %d from the cache, %d to phonemise", len(words),
+             len(words) - len(missing), len(missing))
+    if missing:
+        known.update(phonemize_words(missing, language))
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp:
+                tmp.write_text("".join(f"{w}\t{p}\n" for w, p in sorted(known.items())),
+                               encoding="utf-8")
+    return {w: known[w] for w in words}
+
+
+def read_lexicon_lenient(path: Path) -> dict[str, str]:
+    """The phonemisation cache, where an empty pronunciation is a valid, remembered answer."""
+    entries = (line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines())
+    return {parts[0]: parts[1] for parts in entries if len(parts) == 2}
+
+
+def cache_file(cache_dir: str | os.PathLike, language: str) -> Path:
+    """The phonemisation cache of one language and espeak-ng version."""
+    from w2vu.espeak import configure_phonemizer
+
+    configure_phonemizer()
+    from phonemizer.backend import EspeakBackend
+
+    version = ".".join(map(str, EspeakBackend.version()))
+    return Path(cache_dir) / f"phonemes.{language}.espeak-{version}.tsv"
+
+
+def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
+                  out_lexicon: str | os.PathLike, settings: LexiconSettings,
+                  cache_dir: str | os.PathLike | None = None) -> dict[str, int]:
+    """Write the word counts (`word count`, fairseq dict style) and the lexicon; return counts."""
+    check_language(settings.language)
+    cache = cache_file(cache_dir, settings.language) if cache_dir else None
+    counts = count_words(text_path)
+    words = sorted(w for w, n in counts.items()
+                   if n >= settings.min_word_count and is_lexicon_word(w))
+    stats = {"distinct words": len(counts), "kept (count and form)": len(words)}
+    user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
+    if user and settings.user_lexicon_mode == "replace":
+        pronounced = {w: user.get(w, "") for w in words}
+    else:
+        to_espeak = [w for w in words if w not in user]
+        pronounced = {**cached_phonemes(to_espeak, settings.language, cache),
+                      **{w: user[w] for w in words if w in user}}
+    lexicon = {w: p for w, p in pronounced.items() if p}
+    dropped = sorted(w for w, p in pronounced.items() if not p)
+    stats["without pronunciation (dropped)"] = len(dropped)
+    stats["in lexicon"] = len(lexicon)
+    if dropped:
+        log.warning("lexicon: %d words have no pronunciation and are dropped, e.g. %s",
+                    len(dropped), ", ".join(dropped[:20]))
+    with atomic_path(out_words) as tmp:
+        tmp.write_text("".join(f"{w} {n}\n" for w, n in counts.most_common()), encoding="utf-8")
+    write_lexicon(out_lexicon, lexicon)
+    log.info("lexicon: %s", ", ".join(f"{k}: {v}" for k, v in stats.items()))
+    if not lexicon:
+        raise W2vuError(f"no word of {text_path} got a pronunciation (min_word_count="
+                        f"{settings.min_word_count}); lower text.min_word_count or add text")
+    return stats

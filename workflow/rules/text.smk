@@ -1,0 +1,74 @@
+# Text stages: normalize -> lexicon -> phones (then LMs and graphs).
+
+
+rule normalize:
+    input:
+        text=unpaired_text,
+        lid_model=lid_model_input,
+    output:
+        text="results/{lang}/text/normalized.txt",
+    params:
+        casefold="--casefold" if config["text"]["casefold"] else "",
+        max_line_chars=config["text"]["max_line_chars"],
+        lid=lid_args,
+    log:
+        "logs/{lang}/normalize.log",
+    benchmark:
+        "benchmarks/{lang}/normalize.tsv"
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu normalize --inputs {input.text:q} --out {output.text:q} {params.casefold}"
+        " --max-line-chars {params.max_line_chars} {params.lid} > {log:q} 2>&1"
+
+
+rule lexicon:
+    input:
+        text="results/{lang}/text/normalized.txt",
+        user_lexicon=user_lexicon_input,
+    output:
+        words="results/{lang}/text/words.txt",
+        lexicon="results/{lang}/text/lexicon.lst",
+    params:
+        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+        min_word_count=config["text"]["min_word_count"],
+        user_lexicon=user_lexicon_args,
+        cache_dir="results/{lang}/text/cache",
+    log:
+        "logs/{lang}/lexicon.log",
+    benchmark:
+        "benchmarks/{lang}/lexicon.tsv"
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu lexicon --text {input.text:q} --language {params.espeak:q}"
+        " --out-words {output.words:q} --out-lexicon {output.lexicon:q}"
+        " --min-word-count {params.min_word_count} {params.user_lexicon}"
+        " --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
+
+
+rule phones:
+    input:
+        text="results/{lang}/text/normalized.txt",
+        lexicon="results/{lang}/text/lexicon.lst",
+    output:
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+        lexicon="results/{lang}/text/lexicon_filtered.lst",
+        phone_text="results/{lang}/text/phones/lm.phones.filtered.txt",
+    params:
+        min_phones=config["text"]["min_phones"],
+        count_by=config["text"]["phone_count_by"],
+        sil_prob=config["text"]["sil_prob"],
+        seed=config["text"]["seed"],
+    log:
+        "logs/{lang}/phones.log",
+    benchmark:
+        "benchmarks/{lang}/phones.tsv"
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu phones --text {input.text:q} --lexicon {input.lexicon:q}"
+        " --out-dict {output.dictionary:q} --out-lexicon {output.lexicon:q}"
+        " --out-phone-text {output.phone_text:q} --min-phones {params.min_phones}"
+        " --count-by {params.count_by} --sil-prob {params.sil_prob} --seed {params.seed}"
+        " > {log:q} 2>&1"
