@@ -39,9 +39,10 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
     return {rule: int(n) for rule, n in (line.split() for line in table.group(1).splitlines())}
 
 
-def write_config(workdir: Path, language: dict, audio: dict | None = None) -> None:
+def write_config(workdir: Path, language: dict, audio: dict | None = None,
+                 text: dict | None = None) -> None:
     config = {"languages": {"tiny": {"espeak": "en-us", **language}},
-              "audio": audio or {"shards": 2}}
+              "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
 
@@ -58,7 +59,7 @@ def corpus(tmp_path_factory, synth) -> Path:
                  synth.sample_rate)
     (workdir / CORPUS / "broken.wav").write_bytes(b"RIFF" + bytes(100))
     (workdir / CORPUS / "notes.txt").write_text("not audio")
-    (workdir / "text.txt").write_text("\n".join(PHRASES) + "\n")
+    (workdir / "text.txt").write_text("\n".join(PHRASES * 2) + "\n")
     return workdir
 
 
@@ -80,11 +81,15 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
 
     assert planned_jobs(corpus) == {}
 
-    write_config(corpus, {"audio": {"paths": [CORPUS]}, "text": ["text.txt"],
-                          "splits": {"fractions": {"train": 0.7, "valid": 0.3}}},
-                 {"shards": 2, "vad": {"vad_threshold": 0.5}})
+    language = {"audio": {"paths": [CORPUS]}, "text": ["text.txt"],
+                "splits": {"fractions": {"train": 0.7, "valid": 0.3}}}
+    write_config(corpus, language, {"shards": 2, "vad": {"vad_threshold": 0.5}})
     assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
                                     "all": 1}
+    write_config(corpus, language, text={"min_phones": 1, "sil_prob": 0.5})
+    assert planned_jobs(corpus) == {"phones": 1, "all": 1}
+    write_config(corpus, language, text={"min_phones": 1, "min_word_count": 1})
+    assert planned_jobs(corpus) == {"lexicon": 1, "phones": 1, "all": 1}
 
 
 def test_demo_language_writes_labels(tmp_path):
@@ -119,7 +124,7 @@ def test_no_usable_audio_stops_with_clear_error(tmp_path):
     (tmp_path / "audio").mkdir()
     for i in range(3):
         (tmp_path / "audio" / f"bad{i}.wav").write_bytes(b"RIFF" + bytes(40))
-    (tmp_path / "text.txt").write_text("hello\n")
+    (tmp_path / "text.txt").write_text("hello world\n" * 3)
     write_config(tmp_path, {"audio": {"paths": ["audio"]}, "text": ["text.txt"]},
                  {"shards": 1})
     done = snakemake(tmp_path, check=False)
