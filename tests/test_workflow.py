@@ -87,9 +87,12 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
     assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
                                     "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "sil_prob": 0.5})
-    assert planned_jobs(corpus) == {"phones": 1, "all": 1}
+    assert planned_jobs(corpus) == {"phones": 1, "phone_lm": 2, "graphs": 3, "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "min_word_count": 1})
-    assert planned_jobs(corpus) == {"lexicon": 1, "phones": 1, "all": 1}
+    assert planned_jobs(corpus) == {"lexicon": 1, "phones": 1, "phone_lm": 2, "graphs": 3,
+                                    "all": 1}
+    write_config(corpus, language, text={"min_phones": 1, "word_lm_prune": [0, 0, 1]})
+    assert planned_jobs(corpus) == {"word_lm": 1, "graphs": 2, "all": 1}
 
 
 def test_demo_language_writes_labels(tmp_path):

@@ -120,6 +120,19 @@ def cmd_phones(a: argparse.Namespace) -> None:
                      PhoneSettings(a.min_phones, a.count_by, a.sil_prob, a.seed))
 
 
+def cmd_lm(a: argparse.Namespace) -> None:
+    from w2vu.text.lm import build_lm
+
+    build_lm(a.text, a.order, a.out, prune=a.prune, lmplz=a.lmplz)
+
+
+def cmd_graphs(a: argparse.Namespace) -> None:
+    from w2vu.text.fst import build_graphs
+
+    build_graphs(a.dictionary, a.arpa, a.out_dir, lexicon=a.lexicon, blank=a.blank,
+                 silence=a.silence)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their arguments."""
     parser = argparse.ArgumentParser(prog="w2vu", description=__doc__.splitlines()[0])
@@ -230,6 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-by", choices=("lexicon", "corpus"), default="lexicon")
     p.add_argument("--sil-prob", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
+
+    p = command("lm", cmd_lm, "ARPA n-gram LM (interpolated modified Kneser-Ney, as lmplz)")
+    p.add_argument("--text", required=True, type=Path, help="one sentence per line")
+    p.add_argument("--order", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--prune", nargs="*", type=int, help="count thresholds per order, as lmplz")
+    p.add_argument("--lmplz", help="use this lmplz binary instead of w2vu's estimator")
+
+    p = command("graphs", cmd_graphs, "H, L, G, LG and HLG decoding graphs (OpenFst binary)")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt (fairseq)")
+    p.add_argument("--arpa", required=True, type=Path, help="word LM, or phone LM without lexicon")
+    p.add_argument("--lexicon", type=Path, help="word<TAB>phones; none: phone-to-phone graph")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--blank", default="<s>", choices=("<s>", "<SIL>"))
+    p.add_argument("--silence", choices=("<SIL>",), help="also absorb <SIL> frames like a blank")
 
     p = command("audio-summary", cmd_audio_summary, "gather rejects and check the counts")
     p.add_argument("--inventory-rejects", required=True)

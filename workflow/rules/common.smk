@@ -217,11 +217,58 @@ def user_lexicon_args(wildcards):
     return shlex.join(["--user-lexicon", lang_cfg["lexicon"], "--mode", lang_cfg["lexicon_mode"]])
 
 
+# The reference's decoding graphs (fairseq kaldi_initializer): phones to words through the word LM
+# and the lexicon, and phones to phones through the phone 6-gram; `_sil` ones absorb <SIL> frames
+# like blanks.
+GRAPHS = {
+    "phn_to_words": {"lm": "words", "silence": False},
+    "phn_to_words_sil": {"lm": "words", "silence": True},
+    "phn_to_phn_sil": {"lm": "phones", "silence": True},
+}
+
+
+wildcard_constraints:
+    graph="|".join(GRAPHS),
+    order=r"0[1-9]",
+
+
+def phone_lm(lang, order):
+    return f"results/{lang}/text/phones/lm.phones.filtered.{order:02d}.arpa"
+
+
+def graph_inputs(wildcards):
+    """The dictionary, the LM and (for word graphs) the filtered lexicon of one graph."""
+    lang, spec = wildcards.lang, GRAPHS[wildcards.graph]
+    inputs = {"dictionary": f"results/{lang}/text/phones/dict.phn.txt"}
+    if spec["lm"] == "words":
+        inputs["arpa"] = f"results/{lang}/text/lm.words.arpa"
+        inputs["lexicon"] = f"results/{lang}/text/lexicon_filtered.lst"
+    else:
+        inputs["arpa"] = phone_lm(lang, config["text"]["decoding_phone_lm_order"])
+    return inputs
+
+
+def graph_lexicon_args(wildcards):
+    if GRAPHS[wildcards.graph]["lm"] != "words":
+        return ""
+    return shlex.join(["--lexicon", f"results/{wildcards.lang}/text/lexicon_filtered.lst"])
+
+
+def lmplz_args(wildcards):
+    lmplz = config["text"].get("lmplz")
+    return shlex.join(["--lmplz", lmplz]) if lmplz else ""
+
+
 def text_targets(lang):
-    """What the text stages of a language end in."""
+    """What the text stages of a language end in: phone text, LMs and decoding graphs."""
+    orders = {config["text"]["selection_phone_lm_order"],
+              config["text"]["decoding_phone_lm_order"]}
     return [f"results/{lang}/text/phones/dict.phn.txt",
             f"results/{lang}/text/phones/lm.phones.filtered.txt",
-            f"results/{lang}/text/lexicon_filtered.lst"]
+            f"results/{lang}/text/lexicon_filtered.lst",
+            f"results/{lang}/text/lm.words.arpa",
+            *(phone_lm(lang, order) for order in sorted(orders)),
+            *(f"results/{lang}/text/fst/{graph}/HLG.fst" for graph in config["text"]["graphs"])]
 
 
 def all_targets():

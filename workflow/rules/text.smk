@@ -72,3 +72,61 @@ rule phones:
         " --out-phone-text {output.phone_text:q} --min-phones {params.min_phones}"
         " --count-by {params.count_by} --sil-prob {params.sil_prob} --seed {params.seed}"
         " > {log:q} 2>&1"
+
+
+rule phone_lm:
+    input:
+        text="results/{lang}/text/phones/lm.phones.filtered.txt",
+    output:
+        arpa="results/{lang}/text/phones/lm.phones.filtered.{order}.arpa",
+    params:
+        order=lambda w: int(w.order),
+    log:
+        "logs/{lang}/phone_lm/{order}.log",
+    benchmark:
+        "benchmarks/{lang}/phone_lm/{order}.tsv"
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu lm --text {input.text:q} --order {params.order} --out {output.arpa:q}"
+        " > {log:q} 2>&1"
+
+
+rule word_lm:
+    input:
+        text="results/{lang}/text/normalized.txt",
+    output:
+        arpa="results/{lang}/text/lm.words.arpa",
+    params:
+        order=config["text"]["word_lm_order"],
+        prune=config["text"]["word_lm_prune"],
+        lmplz=lmplz_args,
+    log:
+        "logs/{lang}/word_lm.log",
+    benchmark:
+        "benchmarks/{lang}/word_lm.tsv"
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu lm --text {input.text:q} --order {params.order} --prune {params.prune}"
+        " {params.lmplz} --out {output.arpa:q} > {log:q} 2>&1"
+
+
+rule graphs:
+    input:
+        unpack(graph_inputs),
+    output:
+        multiext("results/{lang}/text/fst/{graph}/", "HLG.fst", "words.txt", "tokens.txt"),
+    params:
+        lexicon=graph_lexicon_args,
+        silence=lambda w: "--silence '<SIL>'" if GRAPHS[w.graph]["silence"] else "",
+        out_dir="results/{lang}/text/fst/{graph}",
+    log:
+        "logs/{lang}/graphs/{graph}.log",
+    benchmark:
+        "benchmarks/{lang}/graphs/{graph}.tsv"
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu graphs --dictionary {input.dictionary:q} --arpa {input.arpa:q}"
+        " {params.lexicon} {params.silence} --out-dir {params.out_dir:q} > {log:q} 2>&1"
