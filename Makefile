@@ -33,6 +33,8 @@ test: setup
 bench: setup
 	$(BIN)/python bench/audio.py
 	$(BIN)/python bench/dag.py
+	$(BIN)/python bench/text.py
+	$(BIN)/python bench/text_lm.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake
