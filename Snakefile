@@ -15,6 +15,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/audio.smk"
 include: "workflow/rules/text.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import yaml
 
 from tests.conftest import PHRASES, REPO, VOICES, pad_with_silence, speech_chunk
+from tests.tiny_models import one_torch_thread, save_fairseq, save_hf, tiny_model
+from w2vu.io.features import open_features
 from w2vu.io.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
@@ -40,16 +43,15 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
 
 
 def write_config(workdir: Path, language: dict, audio: dict | None = None,
-                 text: dict | None = None) -> None:
+                 text: dict | None = None, features: dict | None = None) -> None:
     config = {"languages": {"tiny": {"espeak": "en-us", **language}},
-              "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1}}
+              "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1},
+              "features": features or {"clusters": 8, "km_clusters": 4}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, synth) -> Path:
-    """A workdir with speech in odd-named folders, a corrupt file and unpaired text."""
-    workdir = tmp_path_factory.mktemp("wf")
+def write_corpus(workdir: Path, synth) -> Path:
+    """Speech in odd-named folders, a corrupt file, a note and unpaired text under `workdir`."""
     for i, (voice, text) in enumerate([(v, t) for v in VOICES for t in PHRASES[:2]]):
         padded = pad_with_silence([speech_chunk(synth, text, voice)], synth.sample_rate,
                                   lead=0.5, gap=0.7, seed=i)
@@ -61,6 +63,11 @@ def corpus(tmp_path_factory, synth) -> Path:
     (workdir / CORPUS / "notes.txt").write_text("not audio")
     (workdir / "text.txt").write_text("\n".join(PHRASES * 2) + "\n")
     return workdir
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, synth) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("wf"), synth)
 
 
 def test_audio_stages_run_and_rerun_exactly(corpus):
@@ -84,8 +91,10 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
     language = {"audio": {"paths": [CORPUS]}, "text": ["text.txt"],
                 "splits": {"fractions": {"train": 0.7, "valid": 0.3}}}
     write_config(corpus, language, {"shards": 2, "vad": {"vad_threshold": 0.5}})
+    features = {"extract": 6, "gather_features": 3, "kmeans": 1, "assign_clusters": 2,
+                "pca": 1, "apply_pca": 2, "merge_clusters": 2, "mean_pool": 2, "km_targets": 1}
     assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
-                                    "all": 1}
+                                    **features, "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "sil_prob": 0.5})
     assert planned_jobs(corpus) == {"phones": 1, "phone_lm": 2, "graphs": 3, "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "min_word_count": 1})
@@ -93,6 +102,9 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
                                     "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "word_lm_prune": [0, 0, 1]})
     assert planned_jobs(corpus) == {"word_lm": 1, "graphs": 2, "all": 1}
+    write_config(corpus, language, features={"clusters": 6, "km_clusters": 4})
+    assert planned_jobs(corpus) == {"kmeans": 1, "assign_clusters": 2, "merge_clusters": 2,
+                                    "mean_pool": 2, "all": 1}
 
 
 def test_demo_language_writes_labels(tmp_path):
@@ -143,3 +155,34 @@ def test_dry_run_on_demo_config_is_clean():
                           capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr
+
+
+def test_features_from_hf_folder_and_fairseq_checkpoint(tmp_path, synth):
+    """The same rules take a local Hugging Face folder or a fairseq checkpoint of the same model,
+    and give the same features, in the fairseq layout, aligned with the manifests."""
+    workdir = write_corpus(tmp_path, synth)
+    with one_torch_thread():
+        model = tiny_model(stable=True)
+        save_hf(model, workdir / "hf model")
+        save_fairseq(model, workdir / "model.pt", era="dict")
+    language = {"audio": {"paths": [CORPUS]}, "text": ["text.txt"],
+                "splits": {"fractions": {"train": 0.7, "valid": 0.3}}}
+    features = {"backbone": "hf model", "layer": 2, "clusters": 8, "km_clusters": 4}
+    write_config(workdir, language, features=features)
+    snakemake(workdir)
+    layer = workdir / "results/tiny/features/layer"
+    for split in ("train", "valid"):
+        rows = len(read_manifest(workdir / f"results/tiny/manifest/{split}.tsv").rows)
+        feats = open_features(layer / split)
+        assert len(feats) == rows and feats.dim == 32
+        pooled = open_features(layer / f"precompute_pca32_cls8_mean_pooled/{split}")
+        assert len(pooled) == rows and pooled.dim == 32
+    train_rows = len(read_manifest(workdir / "results/tiny/manifest/train.tsv").rows)
+    assert len((layer / "train.km").read_text().splitlines()) == train_rows
+    from_hf = np.load(layer / "train.npy")
+
+    write_config(workdir, language, features={**features, "backbone": "model.pt"})
+    planned = planned_jobs(workdir)
+    assert planned["extract"] == 4 and "km_targets" not in planned  # MFCC targets stay
+    snakemake(workdir, "--until", "gather_features")
+    np.testing.assert_allclose(np.load(layer / "train.npy"), from_hf, atol=1e-5)

@@ -133,6 +133,94 @@ def cmd_graphs(a: argparse.Namespace) -> None:
                  silence=a.silence)
 
 
+def _backbone(a: argparse.Namespace):
+    """The backbone named on the command line: `mfcc`, a HF folder or a fairseq checkpoint."""
+    if a.backbone == "mfcc":
+        from w2vu.features.mfcc import MfccBackbone
+
+        return MfccBackbone(stack=a.mfcc_stack)
+    from w2vu.features.backbone import load_backbone
+
+    normalize = {"auto": None, "yes": True, "no": False}[a.normalize]
+    return load_backbone(a.backbone, a.layer, a.device, normalize=normalize, bf16=a.bf16,
+                         tf32=a.tf32)
+
+
+def cmd_extract(a: argparse.Namespace) -> None:
+    import torch
+
+    from w2vu.features.extract import BatchSettings, extract_shard
+
+    torch.set_num_threads(a.threads)
+    extract_shard(a.manifest, a.shard, a.shards, _backbone(a), a.out_prefix,
+                  BatchSettings(a.batch_seconds, a.window, a.max_chunk_seconds))
+
+
+def cmd_gather_features(a: argparse.Namespace) -> None:
+    from w2vu.io.features import concatenate_features
+
+    utterances, frames = concatenate_features(a.parts, a.out_prefix)
+    log.info("gather-features: %d utterances, %d frames in %s", utterances, frames, a.out_prefix)
+
+
+def _kmeans_config(a: argparse.Namespace):
+    from w2vu.features.cluster import KmeansConfig
+
+    return KmeansConfig(n_clusters=a.clusters, niter=a.niter, nredo=a.nredo,
+                        sample_fraction=a.sample_fraction, seed=a.seed, init=a.init,
+                        backend=a.backend, device=a.device, threads=a.threads)
+
+
+def cmd_kmeans(a: argparse.Namespace) -> None:
+    from w2vu.features.cluster import train_kmeans
+
+    train_kmeans(a.features, a.out, _kmeans_config(a))
+
+
+def cmd_assign_clusters(a: argparse.Namespace) -> None:
+    from w2vu.features.cluster import assign_clusters
+
+    assign_clusters(a.features, a.centroids, a.out, backend=a.backend, device=a.device,
+                    threads=a.threads)
+
+
+def cmd_pca(a: argparse.Namespace) -> None:
+    from w2vu.features.cluster import train_pca
+
+    train_pca(a.features, a.out_dir, a.dim, backend=a.backend, threads=a.threads)
+
+
+def cmd_apply_pca(a: argparse.Namespace) -> None:
+    from w2vu.features.cluster import apply_pca, pca_paths
+
+    apply_pca(a.features, pca_paths(a.pca_dir, a.dim), a.out_prefix, threads=a.threads)
+
+
+def cmd_merge_clusters(a: argparse.Namespace) -> None:
+    from w2vu.features.pool import merge_clusters
+
+    merge_clusters(a.features, a.units, a.out_prefix)
+
+
+def cmd_mean_pool(a: argparse.Namespace) -> None:
+    from w2vu.features.pool import mean_pool_features
+
+    mean_pool_features(a.features, a.out_prefix)
+
+
+def cmd_km_targets(a: argparse.Namespace) -> None:
+    from w2vu.features.km_targets import km_targets_config, learn_km_targets
+
+    config = km_targets_config(a.backend, a.clusters, a.sample_fraction, a.seed, a.threads)
+    learn_km_targets(a.mfcc, a.out, a.centroids, config, manifest=a.manifest)
+
+
+def cmd_convert_checkpoint(a: argparse.Namespace) -> None:
+    from w2vu.features.checkpoint import convert_checkpoint
+
+    convert_checkpoint(a.checkpoint, a.out_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their arguments."""
     parser = argparse.ArgumentParser(prog="w2vu", description=__doc__.splitlines()[0])
@@ -258,6 +346,98 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--blank", default="<s>", choices=("<s>", "<SIL>"))
     p.add_argument("--silence", choices=("<SIL>",), help="also absorb <SIL> frames like a blank")
+
+    def threads(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+    def kmeans_backend(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss")
+        p.add_argument("--device", default="cpu", help="cpu, or cuda for faiss on GPU")
+        threads(p)
+
+    p = command("extract", cmd_extract, "layer features of one shard of a split manifest")
+    p.add_argument("--manifest", required=True, type=Path)
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--backbone", required=True,
+                   help="mfcc, a Hugging Face model folder, or a fairseq wav2vec 2.0 .pt")
+    p.add_argument("--layer", type=int, default=14, help="fairseq layer index (0-based)")
+    p.add_argument("--normalize", choices=("auto", "yes", "no"), default="auto",
+                   help="waveform normalisation: as the model says, or forced")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16 autocast on GPU")
+    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
+                   help="TF32 matmuls on GPU")
+    p.add_argument("--mfcc-stack", type=int, default=2, choices=(1, 2),
+                   help="MFCC frames stacked: 1 = 100 Hz 39-d, 2 = 50 Hz 78-d")
+    p.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio per batch")
+    p.add_argument("--window", type=int, default=256, help="utterances sorted per window")
+    p.add_argument("--max-chunk-seconds", type=float, default=30.0,
+                   help="longer utterances go through the model in chunks")
+    p.add_argument("--out-prefix", required=True, help="writes PREFIX.npy and PREFIX.lengths")
+    threads(p)
+
+    p = command("gather-features", cmd_gather_features, "concatenate feature shards in order")
+    p.add_argument("--parts", nargs="+", required=True, help="feature prefixes, in order")
+    p.add_argument("--out-prefix", required=True)
+
+    p = command("kmeans", cmd_kmeans, "k-means centroids of train features (faiss)")
+    p.add_argument("--features", required=True, help="feature prefix (PREFIX.npy/.lengths)")
+    p.add_argument("--out", required=True, type=Path, help="centroids.npy")
+    p.add_argument("--clusters", type=int, default=128)
+    p.add_argument("--niter", type=int, default=50)
+    p.add_argument("--nredo", type=int, default=3)
+    p.add_argument("--sample-fraction", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--init", choices=("random", "k-means++"), default="random",
+                   help="random: the reference (faiss); k-means++: better on clustered data")
+    kmeans_backend(p)
+
+    p = command("assign-clusters", cmd_assign_clusters, "nearest centroid per frame (.src)")
+    p.add_argument("--features", required=True)
+    p.add_argument("--centroids", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    kmeans_backend(p)
+
+    p = command("pca", cmd_pca, "learn PCA (x @ A + b) on train features")
+    p.add_argument("--features", required=True)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss")
+    threads(p)
+
+    p = command("apply-pca", cmd_apply_pca, "apply a learnt PCA to a split's features")
+    p.add_argument("--features", required=True)
+    p.add_argument("--pca-dir", required=True, type=Path)
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--out-prefix", required=True)
+    threads(p)
+
+    p = command("merge-clusters", cmd_merge_clusters, "mean of each run of equal cluster ids")
+    p.add_argument("--features", required=True)
+    p.add_argument("--units", required=True, type=Path, help="the split's .src")
+    p.add_argument("--out-prefix", required=True)
+
+    p = command("mean-pool", cmd_mean_pool, "mean of adjacent pairs (odd length: last repeated)")
+    p.add_argument("--features", required=True)
+    p.add_argument("--out-prefix", required=True)
+
+    p = command("km-targets", cmd_km_targets, "wav2vec-U 2.0 MFCC k-means targets (.km)")
+    p.add_argument("--mfcc", required=True, help="MFCC feature prefix (39-d, 100 Hz)")
+    p.add_argument("--manifest", type=Path, help="check that the lines match this manifest")
+    p.add_argument("--out", required=True, type=Path, help="train.km")
+    p.add_argument("--centroids", required=True, type=Path)
+    p.add_argument("--clusters", type=int, default=64)
+    p.add_argument("--sample-fraction", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss")
+    threads(p)
+
+    p = command("convert-checkpoint", cmd_convert_checkpoint,
+                "write a Hugging Face folder from a fairseq wav2vec 2.0 checkpoint")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
 
     p = command("audio-summary", cmd_audio_summary, "gather rejects and check the counts")
     p.add_argument("--inventory-rejects", required=True)
