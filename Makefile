@@ -35,6 +35,8 @@ bench: setup
 	$(BIN)/python bench/dag.py
 	$(BIN)/python bench/text.py
 	$(BIN)/python bench/text_lm.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/features_cluster.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake

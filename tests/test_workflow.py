@@ -186,3 +186,11 @@ def test_features_from_hf_folder_and_fairseq_checkpoint(tmp_path, synth):
     assert planned["extract"] == 4 and "km_targets" not in planned  # MFCC targets stay
     snakemake(workdir, "--until", "gather_features")
     np.testing.assert_allclose(np.load(layer / "train.npy"), from_hf, atol=1e-5)
+
+    # w2vu clusters the features PCA and the GAN see; the reference's accident (clustering on
+    # the unnormalised waveform) is an option that adds one extraction and changes only k-means.
+    write_config(workdir, language, features={**features, "cluster_unnormalized": True})
+    planned = planned_jobs(workdir)
+    assert planned["extract"] == 4 + 4 and planned["gather_features"] == 2 + 2
+    assert {"kmeans", "assign_clusters", "merge_clusters", "mean_pool"} <= set(planned)
+    assert "pca" not in planned and "apply_pca" not in planned

@@ -371,8 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TF32 matmuls on GPU")
     p.add_argument("--mfcc-stack", type=int, default=2, choices=(1, 2),
                    help="MFCC frames stacked: 1 = 100 Hz 39-d, 2 = 50 Hz 78-d")
-    p.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio per batch")
-    p.add_argument("--window", type=int, default=256, help="utterances sorted per window")
+    p.add_argument("--batch-seconds", type=float, default=0.0,
+                   help="padded audio per batch; 0 = auto (1 utterance on CPU, 120 s on GPU)")
+    p.add_argument("--window", type=int, default=64, help="utterances sorted per window")
     p.add_argument("--max-chunk-seconds", type=float, default=30.0,
                    help="longer utterances go through the model in chunks")
     p.add_argument("--out-prefix", required=True, help="writes PREFIX.npy and PREFIX.lengths")
