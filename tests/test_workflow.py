@@ -189,8 +189,13 @@ def test_features_from_hf_folder_and_fairseq_checkpoint(tmp_path, synth):
 
     # w2vu clusters the features PCA and the GAN see; the reference's accident (clustering on
     # the unnormalised waveform) is an option that adds one extraction and changes only k-means.
-    write_config(workdir, language, features={**features, "cluster_unnormalized": True})
-    planned = planned_jobs(workdir)
-    assert planned["extract"] == 4 + 4 and planned["gather_features"] == 2 + 2
-    assert {"kmeans", "assign_clusters", "merge_clusters", "mean_pool"} <= set(planned)
-    assert "pca" not in planned and "apply_pca" not in planned
+    write_config(workdir, language, features={**features, "backbone": "model.pt",
+                                              "cluster_unnormalized": True})
+    with_option = planned_jobs(workdir)
+    write_config(workdir, language, features={**features, "backbone": "model.pt"})
+    without = planned_jobs(workdir)
+    extra = {rule: n - without.get(rule, 0) for rule, n in with_option.items()
+             if n != without.get(rule, 0)}
+    assert extra["extract"] == 4 and extra["gather_features"] == 2
+    assert set(extra) <= {"extract", "gather_features", "kmeans", "assign_clusters",
+                          "merge_clusters", "mean_pool"}
