@@ -1,0 +1,315 @@
+"""wav2vec-U GAN modules, laid out like fairseq's ``Wav2vec_U`` so checkpoints map key for key.
+
+Reference: shared/reference/fairseq-wav2vec-u.md §2.2-2.4 and §7. Only torch is needed, so a
+GPU node runs this without fairseq. Module order inside ``nn.Sequential`` containers is part of
+the checkpoint format (``generator.proj.1``, ``discriminator.net.{0,3.0,4}``) and must not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+FAIRSEQ_SPECIALS: tuple[str, ...] = ("<s>", "<pad>", "</s>", "<unk>")
+PAD_INDEX = 1
+
+
+def output_vocabulary(phones: list[str]) -> list[str]:
+    """Generator output symbols in fairseq dictionary order: specials, phones, then ``<SIL>``.
+
+    ``phones`` is dict.phn.txt order; ``<SIL>`` is appended only when it is not already there.
+    """
+    body = [p for p in phones if p != "<SIL>"]
+    return [*FAIRSEQ_SPECIALS, *body, "<SIL>"]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Generator hyper-parameters (§2.6); defaults are w2vu.yaml."""
+
+    input_dim: int = 512
+    kernel: int = 4
+    stride: int = 1
+    dropout: float = 0.1
+    batch_norm: float = 0.0  # 0 = no BN, else the initial BN weight (30 in w2vu2.yaml)
+    residual: bool = False
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Discriminator hyper-parameters (§2.4, §2.6); defaults are w2vu.yaml."""
+
+    dim: int = 384
+    depth: int = 2
+    kernel: int = 6
+    dropout: float = 0.0
+    causal: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """JOIN segmentation options; both reference configs use the defaults."""
+
+    mean_pool_join: bool = False
+    remove_zeros: bool = False
+
+
+def w2vu_configs() -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """wav2vec-U (w2vu.yaml) generator and discriminator settings."""
+    return GeneratorConfig(), DiscriminatorConfig()
+
+
+def w2vu2_configs() -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """wav2vec-U 2.0 (w2vu2.yaml) generator and discriminator settings."""
+    gen = GeneratorConfig(input_dim=1024, kernel=9, stride=3, batch_norm=30.0, residual=True)
+    return gen, DiscriminatorConfig(kernel=8)
+
+
+class TransposeLast(nn.Module):
+    """B×T×C <-> B×C×T; a parameter-free module so ``proj.1`` stays the conv's key."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(-2, -1)
+
+
+class SamePad(nn.Module):
+    """Crops the k-1 trailing frames of a conv padded by k-1, which makes it causal."""
+
+    def __init__(self, kernel_size: int, causal: bool = True) -> None:
+        super().__init__()
+        self.remove = kernel_size - 1 if causal else (1 if kernel_size % 2 == 0 else 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, : -self.remove] if self.remove > 0 else x
+
+
+class Generator(nn.Module):
+    """Maps features B×T×D_in to phone logits B×T'×V (§2.2)."""
+
+    def __init__(self, cfg: GeneratorConfig, output_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.output_dim = output_dim
+        self.stride = cfg.stride
+        self.dropout = nn.Dropout(cfg.dropout)
+        conv = nn.Conv1d(
+            cfg.input_dim,
+            output_dim,
+            kernel_size=cfg.kernel,
+            stride=cfg.stride,
+            padding=cfg.kernel // 2,
+            bias=False,
+        )
+        self.proj = nn.Sequential(TransposeLast(), conv, TransposeLast())
+        self.bn: nn.BatchNorm1d | None = None
+        self.in_proj: nn.Linear | None = None
+        if cfg.batch_norm != 0:
+            self.bn = nn.BatchNorm1d(cfg.input_dim)
+            self.bn.weight.data.fill_(cfg.batch_norm)
+        if cfg.residual:
+            self.in_proj = nn.Linear(cfg.input_dim, cfg.input_dim)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Returns ``logits``, their ``padding_mask`` and, with the residual, ``inter_x``."""
+        out: dict[str, torch.Tensor] = {}
+        if self.bn is not None:
+            x = self._batch_norm_valid(x, padding_mask)
+        if self.in_proj is not None:
+            inter_x = self.in_proj(self.dropout(x))
+            x = x + inter_x
+            out["inter_x"] = inter_x
+        logits = self.proj(self.dropout(x))
+        out["logits"] = logits
+        out["padding_mask"] = self._output_padding(padding_mask, logits.size(1))
+        return out
+
+    def _batch_norm_valid(self, x: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """BN statistics come from non-padded frames only, as in the reference."""
+        assert self.bn is not None
+        normed = x.clone()
+        normed[~padding_mask] = self.bn(x[~padding_mask].unsqueeze(-1)).squeeze(-1)
+        return normed
+
+    def _output_padding(self, padding_mask: torch.Tensor, out_len: int) -> torch.Tensor:
+        """Strided: mask[::stride]. Longer output (k4 pad 2 gives T+1): prepend valid frames."""
+        if self.stride > 1:
+            padding_mask = padding_mask[:, :: self.stride]
+        diff = out_len - padding_mask.size(1)
+        if diff == 0:
+            return padding_mask
+        if diff < 0:
+            raise ValueError(f"generator output shorter than its mask: {out_len} frames")
+        new = padding_mask.new_zeros(padding_mask.size(0), out_len)
+        new[:, diff:] = padding_mask
+        return new
+
+
+class Discriminator(nn.Module):
+    """Causal CNN giving one logit per utterance, averaged over valid frames (§2.4)."""
+
+    def __init__(self, cfg: DiscriminatorConfig, input_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.kernel
+        pad = k - 1 if cfg.causal else k // 2
+
+        def conv(d_in: int, d_out: int) -> nn.Conv1d:
+            return nn.Conv1d(d_in, d_out, kernel_size=k, padding=pad)
+
+        inner = [
+            nn.Sequential(
+                conv(cfg.dim, cfg.dim),
+                SamePad(k, cfg.causal),
+                nn.Dropout(cfg.dropout),
+                nn.GELU(),
+            )
+            for _ in range(cfg.depth - 1)
+        ]
+        self.net = nn.Sequential(
+            conv(input_dim, cfg.dim),
+            SamePad(k, cfg.causal),
+            nn.Dropout(cfg.dropout),
+            *inner,
+            conv(cfg.dim, 1),
+            SamePad(k, cfg.causal),
+        )
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits B×T before pooling (exposed to test causality)."""
+        return self.net(x.transpose(1, 2)).transpose(1, 2).squeeze(-1)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """B×T×V probabilities -> B logits; padded frames are zeroed and not counted."""
+        y = self.frame_logits(x)
+        size: torch.Tensor | int = y.size(1)
+        if padding_mask is not None and padding_mask.dim() > 1 and padding_mask.any():
+            padding_mask = padding_mask[:, : y.size(1)]
+            y = y.masked_fill(padding_mask, 0.0)
+            size = size - padding_mask.sum(dim=-1)
+        return y.sum(dim=-1) / size
+
+
+def join_segment(
+    logits: torch.Tensor,
+    padding_mask: torch.Tensor,
+    training: bool,
+    cfg: SegmentationConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merges runs of equal argmax (§2.3): one random frame per run in training, run mean in eval.
+
+    Mirrors fairseq's ``JoinSegmenter.logit_segment`` including its random-number use
+    (``torch.rand`` on CPU, one draw per run longer than 1, padding run included), so with
+    ``generator=None`` it consumes the global RNG as fairseq does. The new length is the largest
+    number of runs in the batch counting the padding run, as in the reference.
+    """
+    cfg = cfg or SegmentationConfig()
+    preds = logits.argmax(dim=-1)
+    if padding_mask.any():
+        preds = preds.masked_fill(padding_mask, -1)
+    runs = [p.cpu().unique_consecutive(return_inverse=True, return_counts=True) for p in preds]
+    bsz, _, csz = logits.shape
+    new_tsz = max(u.numel() for u, _, _ in runs)
+    new_logits = logits.new_zeros(bsz, new_tsz, csz)
+    new_pad = padding_mask.new_zeros(bsz, new_tsz)
+    for b, (u, idx, c) in enumerate(runs):
+        keep = u != -1
+        if cfg.remove_zeros:
+            keep &= u != 0
+        if training and not cfg.mean_pool_join:
+            reps = _random_frame_per_run(c, generator).to(logits.device)
+            merged = logits[b, reps]
+        else:
+            merged = _run_means(logits[b], idx.to(logits.device), c.to(logits.device))
+        kept = merged[keep.to(logits.device)]
+        new_logits[b, : kept.size(0)] = kept
+        new_pad[b, kept.size(0) :] = True
+    return new_logits, new_pad
+
+
+def _random_frame_per_run(counts: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Frame index start + floor(len·U) for each run; runs of length 1 draw nothing."""
+    starts = torch.zeros_like(counts)
+    starts[1:] = counts.cumsum(0)[:-1]
+    multi = counts > 1
+    r = torch.rand(int(multi.sum()), generator=generator)
+    starts[multi] += (counts[multi] * r).long()
+    return starts
+
+
+def _run_means(frames: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean of the frames of each run (T×V -> R×V)."""
+    sums = frames.new_zeros(counts.numel(), frames.size(-1)).index_add(0, inverse, frames)
+    return sums / counts.unsqueeze(-1).to(frames.dtype)
+
+
+def one_hot_tokens(tokens: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Real-side discriminator input; padding ids become one-hot too and are masked later."""
+    return nn.functional.one_hot(tokens.long(), num_classes).to(dtype)
+
+
+class Wav2vecU(nn.Module):
+    """Generator + discriminator (+ 2.0 ``decoder`` for the MFCC k-means targets), fairseq keys."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        decoder: nn.Linear | None = None,
+        segmentation: SegmentationConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = generator
+        self.decoder = decoder
+        self.segmentation = segmentation or SegmentationConfig()
+
+    @property
+    def vocab_size(self) -> int:
+        return self.generator.output_dim
+
+    def generate(
+        self,
+        features: torch.Tensor,
+        padding_mask: torch.Tensor,
+        rng: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Generator + JOIN: ``logits`` (segmented, pre-softmax), ``probs``, ``padding_mask``.
+
+        Also returns ``frame_logits``/``frame_padding_mask`` (before JOIN) and ``inter_x`` (2.0).
+        """
+        gen = self.generator(features, padding_mask)
+        logits, pad = join_segment(
+            gen["logits"], gen["padding_mask"], self.training, self.segmentation, rng
+        )
+        out = {
+            "frame_logits": gen["logits"],
+            "frame_padding_mask": gen["padding_mask"],
+            "logits": logits,
+            "probs": logits.softmax(-1),
+            "padding_mask": pad,
+        }
+        if "inter_x" in gen:
+            out["inter_x"] = gen["inter_x"]
+        return out
+
+
+def build_wav2vec_u(
+    vocab_size: int,
+    version: int = 1,
+    input_dim: int | None = None,
+    target_dim: int = 64,
+) -> Wav2vecU:
+    """The w2vu.yaml (version 1) or w2vu2.yaml (version 2) model; 2.0 gets the 1024→64 decoder."""
+    if version == 1:
+        gen_cfg, disc_cfg = w2vu_configs()
+    elif version == 2:
+        gen_cfg, disc_cfg = w2vu2_configs()
+    else:
+        raise ValueError(f"version must be 1 or 2, got {version}")
+    if input_dim is not None:
+        gen_cfg = GeneratorConfig(**{**gen_cfg.__dict__, "input_dim": input_dim})
+    decoder = nn.Linear(gen_cfg.input_dim, target_dim) if version == 2 else None
+    return Wav2vecU(Generator(gen_cfg, vocab_size), Discriminator(disc_cfg, vocab_size), decoder)
