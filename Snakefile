@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/audio.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/gan.smk"
 
 
 rule all:

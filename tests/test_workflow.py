@@ -19,6 +19,7 @@ from w2vu.io.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 CORPUS = "my corpus (v1) & 'co'"
+TINY_GAN = {"max_updates": 2, "validate_every": 1, "batch_size": 4}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -46,7 +47,8 @@ def write_config(workdir: Path, language: dict, audio: dict | None = None,
                  text: dict | None = None, features: dict | None = None) -> None:
     config = {"languages": {"tiny": {"espeak": "en-us", **language}},
               "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1},
-              "features": features or {"clusters": 8, "km_clusters": 4}}
+              "features": features or {"clusters": 8, "km_clusters": 4},
+              "gan": TINY_GAN}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
 
@@ -94,23 +96,24 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
     features = {"extract": 6, "gather_features": 3, "kmeans": 1, "assign_clusters": 2,
                 "pca": 1, "apply_pca": 2, "merge_clusters": 2, "mean_pool": 2, "km_targets": 1}
     assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
-                                    **features, "all": 1}
+                                    **features, "gan_train": 1, "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "sil_prob": 0.5})
-    assert planned_jobs(corpus) == {"phones": 1, "phone_lm": 2, "graphs": 3, "all": 1}
+    assert planned_jobs(corpus) == {"phones": 1, "phone_lm": 2, "graphs": 3, "gan_train": 1,
+                                    "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "min_word_count": 1})
     assert planned_jobs(corpus) == {"lexicon": 1, "phones": 1, "phone_lm": 2, "graphs": 3,
-                                    "all": 1}
+                                    "gan_train": 1, "all": 1}
     write_config(corpus, language, text={"min_phones": 1, "word_lm_prune": [0, 0, 1]})
     assert planned_jobs(corpus) == {"word_lm": 1, "graphs": 2, "all": 1}
     write_config(corpus, language, features={"clusters": 6, "km_clusters": 4})
     assert planned_jobs(corpus) == {"kmeans": 1, "assign_clusters": 2, "merge_clusters": 2,
-                                    "mean_pool": 2, "all": 1}
+                                    "mean_pool": 2, "gan_train": 1, "all": 1}
 
 
 def test_demo_language_writes_labels(tmp_path):
     config = {"languages": {"demo": {"espeak": "en-us", "demo": {"minutes": 0.4, "seed": 3},
                                      "splits": {"fractions": {"train": 0.5, "test": 0.5}}}},
-              "audio": {"shards": 1}}
+              "audio": {"shards": 1}, "gan": TINY_GAN}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(tmp_path)
     rows = sum(len(read_manifest(tmp_path / f"results/demo/manifest/{s}.tsv").rows)
@@ -198,4 +201,4 @@ def test_features_from_hf_folder_and_fairseq_checkpoint(tmp_path, synth):
              if n != without.get(rule, 0)}
     assert extra["extract"] == 4 and extra["gather_features"] == 2
     assert set(extra) <= {"extract", "gather_features", "kmeans", "assign_clusters",
-                          "merge_clusters", "mean_pool"}
+                          "merge_clusters", "mean_pool", "gan_train"}

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from w2vu.errors import W2vuError
@@ -219,6 +220,26 @@ def cmd_convert_checkpoint(a: argparse.Namespace) -> None:
     from w2vu.features.checkpoint import convert_checkpoint
 
     convert_checkpoint(a.checkpoint, a.out_dir)
+
+
+def cmd_gan_train(a: argparse.Namespace) -> None:
+    import torch
+
+    from w2vu.gan.losses import LossWeights, w2vu2_weights
+    from w2vu.gan.trainer import TrainConfig, TrainPaths, train
+
+    torch.set_num_threads(a.threads)
+    base = LossWeights() if a.variant == 1 else w2vu2_weights()
+    chosen = {"code_penalty": a.code_penalty, "gradient_penalty": a.gradient_penalty,
+              "smoothness": a.smoothness}
+    weights = replace(base, **{k: v for k, v in chosen.items() if v is not None})
+    config = TrainConfig(variant=a.variant, max_updates=a.max_updates, batch_size=a.batch_size,
+                         weights=weights, validate_every=a.validate_every,
+                         checkpoint_every=a.validate_every, seed=a.seed, device=a.device,
+                         bf16=a.bf16)
+    paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
+                       a.km)
+    train(config, paths, a.out_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -439,6 +460,28 @@ def build_parser() -> argparse.ArgumentParser:
                 "write a Hugging Face folder from a fairseq wav2vec 2.0 checkpoint")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--out-dir", required=True, type=Path)
+
+    p = command("gan-train", cmd_gan_train,
+                "train one wav2vec-U GAN run (resumes from checkpoint_last.pt in --out-dir)")
+    p.add_argument("--variant", type=int, choices=(1, 2), default=1, help="wav2vec-U 1.0 or 2.0")
+    p.add_argument("--features", required=True, help="train feature prefix")
+    p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--lm", required=True, type=Path, help="phone 4-gram (ARPA) for selection")
+    p.add_argument("--valid-features", help="validation feature prefix")
+    p.add_argument("--valid-phn", type=Path, help="validation references (.phn), for PER")
+    p.add_argument("--km", type=Path, help="2.0: train.km auxiliary targets")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--max-updates", type=int, default=150_000)
+    p.add_argument("--batch-size", type=int, default=160)
+    p.add_argument("--validate-every", type=int, default=1000)
+    p.add_argument("--code-penalty", type=float, help="default: the variant's reference value")
+    p.add_argument("--gradient-penalty", type=float, help="default: the variant's reference")
+    p.add_argument("--smoothness", type=float, help="default: the variant's reference value")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on GPU")
+    threads(p)
 
     p = command("audio-summary", cmd_audio_summary, "gather rejects and check the counts")
     p.add_argument("--inventory-rejects", required=True)

@@ -1,0 +1,1 @@
+"""Scoring of generated hypotheses: PER/WER, baselines and the supervised probe."""

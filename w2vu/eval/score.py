@@ -1,0 +1,158 @@
+"""PER/WER of line-aligned hypothesis files, the ``scores.tsv`` table and the demo baselines.
+
+Error rate = Σ edit distance / Σ reference tokens over the utterances whose reference is not
+empty (empty references are skipped and counted, as in the reference's valid set, where they
+cannot be scored). For PER ``<SIL>`` and the fairseq specials are removed from both sides, as the
+generator's hypotheses never contain them (§3.1-3.2).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from w2vu.errors import W2vuError
+from w2vu.gan.data import SIL, load_phone_dictionary
+from w2vu.gan.models import FAIRSEQ_SPECIALS
+from w2vu.gan.trainer import TrainConfig, build_model, edit_distance, save_best
+from w2vu.io.atomic import atomic_path
+from w2vu.io.features import open_features
+
+SCORE_COLUMNS = ("stage", "split", "metric", "errors", "reference_tokens", "rate")
+PHONE_DROP = frozenset((*FAIRSEQ_SPECIALS, SIL))
+
+
+@dataclass(frozen=True)
+class Score:
+    """One error-rate measurement."""
+
+    errors: int
+    ref_len: int
+    utterances: int  # scored (non-empty reference)
+    skipped: int  # empty reference lines
+
+    @property
+    def rate(self) -> float:
+        return self.errors / self.ref_len if self.ref_len else math.nan
+
+
+def read_lines(path: str | os.PathLike) -> list[list[str]]:
+    """Token lists, one per line; a missing file is a user error naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise W2vuError(f"{path}: not found; run the step that writes it first") from None
+    return [line.split() for line in text.splitlines()]
+
+
+def score_lines(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]],
+                drop: frozenset[str] = frozenset()) -> Score:
+    """Edit distance over aligned token lists; ``drop`` tokens are removed from both sides."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    errors = length = scored = skipped = 0
+    for hyp, ref in zip(hyps, refs):
+        ref = [t for t in ref if t not in drop]
+        if not ref:
+            skipped += 1
+            continue
+        hyp = [t for t in hyp if t not in drop]
+        errors += edit_distance(hyp, ref)
+        length += len(ref)
+        scored += 1
+    return Score(errors, length, scored, skipped)
+
+
+def score_files(hyp_path: str | os.PathLike, ref_path: str | os.PathLike,
+                metric: str = "per") -> Score:
+    """PER (``metric="per"``, drops ``<SIL>``/specials) or WER of two line-aligned files."""
+    if metric not in ("per", "wer"):
+        raise W2vuError(f"unknown metric {metric!r}; use per or wer")
+    hyps, refs = read_lines(hyp_path), read_lines(ref_path)
+    if len(hyps) != len(refs):
+        raise W2vuError(f"{hyp_path}: {len(hyps)} lines but {ref_path} has {len(refs)}; both "
+                        "must be line-aligned with the same manifest (regenerate the hypotheses)")
+    return score_lines(hyps, refs, PHONE_DROP if metric == "per" else frozenset())
+
+
+def append_scores(scores_tsv: str | os.PathLike, stage: str, split: str, metric: str,
+                  errors: int, ref_len: int, rate: float) -> None:
+    """Add or replace the (stage, split, metric) row of ``scores.tsv``, atomically."""
+    path = Path(scores_tsv)
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            if reader.fieldnames is not None and tuple(reader.fieldnames) != SCORE_COLUMNS:
+                raise W2vuError(f"{path}: unexpected columns {reader.fieldnames}; delete it "
+                                "and rerun the scoring steps")
+            rows = list(reader)
+    new = {"stage": stage, "split": split, "metric": metric, "errors": str(int(errors)),
+           "reference_tokens": str(int(ref_len)), "rate": f"{rate:.6g}"}
+    key = (stage, split, metric)
+    for i, row in enumerate(rows):
+        if (row["stage"], row["split"], row["metric"]) == key:
+            rows[i] = new
+            break
+    else:
+        rows.append(new)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def record(scores_tsv: str | os.PathLike, stage: str, split: str, metric: str,
+           score: Score) -> None:
+    """:func:`append_scores` for a :class:`Score`."""
+    append_scores(scores_tsv, stage, split, metric, score.errors, score.ref_len, score.rate)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def most_frequent_phone(text_path: str | os.PathLike) -> str:
+    """The commonest phone (``<SIL>`` excluded) of a phone text such as the unpaired LM text."""
+    counts = Counter(p for line in read_lines(text_path) for p in line if p not in PHONE_DROP)
+    if not counts:
+        raise W2vuError(f"{text_path}: no phones; rerun the text preparation")
+    return min(counts, key=lambda p: (-counts[p], p))  # ties broken by name: deterministic
+
+
+def write_constant_hypotheses(out_path: str | os.PathLike, phone: str, count: int) -> None:
+    """The one-phone-per-utterance baseline, line-aligned with a ``count``-line manifest."""
+    with atomic_path(out_path) as tmp:
+        tmp.write_text(f"{phone}\n" * count, encoding="utf-8")
+
+
+def most_frequent_phone_baseline(text_path: str | os.PathLike, ref_path: str | os.PathLike,
+                                 out_path: str | os.PathLike) -> Score:
+    """Write and score the most-frequent-phone hypotheses against ``ref_path`` (PER)."""
+    count = len(read_lines(ref_path))
+    write_constant_hypotheses(out_path, most_frequent_phone(text_path), count)
+    return score_files(out_path, ref_path, "per")
+
+
+def random_checkpoint(path: str | os.PathLike, dictionary: str | os.PathLike,
+                      features_prefix: str | os.PathLike, variant: int = 1, seed: int = 1,
+                      **config: object) -> None:
+    """A ``best.pt`` holding a randomly initialised (seeded) model: the untrained baseline.
+
+    Written with the trainer's own ``save_best``, so :func:`w2vu.gan.generate.generate` reads it
+    like a trained one. ``config`` passes TrainConfig overrides (``target_dim``, ...).
+    """
+    phones = load_phone_dictionary(dictionary)
+    dim = open_features(features_prefix).dim
+    cfg = TrainConfig(variant=variant, seed=seed, device="cpu", **config)  # type: ignore[arg-type]
+    with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
+        torch.manual_seed(seed)
+        model = build_model(cfg, len(phones), dim)
+    save_best(Path(path), model, 0, {}, cfg, phones)
