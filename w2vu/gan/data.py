@@ -22,13 +22,14 @@ import torch
 
 from w2vu.errors import W2vuError
 from w2vu.gan.models import PAD_INDEX, output_vocabulary
+from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
 from w2vu.io.features import Features, iter_unit_lines, open_features
 
 MIN_LENGTH = 3  # ExtractedFeaturesDataset(min_length=3)
 DEFAULT_BATCH_SIZE = 160
 UNK_INDEX = 3
 SIL = "<SIL>"
-NUM_SPECIALS = 4
+NUM_SPECIALS = len(SPECIALS)
 AUX_PAD = -1  # aux_target padding, ignored by the mmi loss
 
 
@@ -61,19 +62,8 @@ class PhoneDictionary:
 
 
 def load_phone_dictionary(path: str | os.PathLike) -> PhoneDictionary:
-    """Read ``dict.phn.txt`` (``symbol count`` lines) into fairseq order."""
-    phones = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) > 2:
-                raise W2vuError(f"{path}:{number}: expected `symbol count`, got {line.strip()!r}")
-            phones.append(fields[0])
-    if not phones:
-        raise W2vuError(f"{path}: empty phone dictionary; rerun the text preparation")
-    return PhoneDictionary(tuple(output_vocabulary(phones)))
+    """Read ``dict.phn.txt`` into fairseq order, with ``<SIL>`` last."""
+    return PhoneDictionary(tuple(output_vocabulary(read_fairseq_dict(path)[len(SPECIALS):])))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-FAIRSEQ_SPECIALS: tuple[str, ...] = ("<s>", "<pad>", "</s>", "<unk>")
+from w2vu.io.dictionary import SPECIALS
+
+FAIRSEQ_SPECIALS: tuple[str, ...] = SPECIALS
 PAD_INDEX = 1
 
 

@@ -32,41 +32,18 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
 from w2vu.kaldi_stack import pynini
 from w2vu.text.lexicon import read_lexicon
 from w2vu.text.phones import SIL
 
 log = logging.getLogger(__name__)
 
-SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 EPS = "<eps>"
 BACKOFF = "#0"
 
 Pron = tuple[str, ...]
 Lexicon = list[tuple[str, Pron]]
-
-
-def read_fairseq_dict(path: str | os.PathLike) -> list[str]:
-    """Symbols in fairseq `Dictionary` order (4 specials, then the file's), so index j = logit j."""
-    path = Path(path)
-    symbols = list(SPECIALS)
-    for number, line in enumerate(_read_lines(path, "dictionary"), start=1):
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise W2vuError(f"{path}:{number}: expected 'symbol count', got {line!r}; "
-                            "write the dictionary in fairseq's dict.txt format")
-        symbols.append(fields[0])
-    doubled = sorted(s for s, n in Counter(symbols).items() if n > 1)
-    if doubled:
-        raise W2vuError(f"{path}: symbols {doubled} occur twice (the specials {SPECIALS} are "
-                        "added on load); remove the duplicates")
-    reserved = [s for s in symbols if s.startswith("#")]
-    if reserved:
-        raise W2vuError(f"{path}: symbols {reserved} start with '#', which marks the graphs' "
-                        "disambiguation symbols; rename them")
-    if len(symbols) == len(SPECIALS):
-        raise W2vuError(f"{path}: the dictionary is empty; rebuild dict.phn.txt (stage phones)")
-    return symbols
 
 
 def add_lex_disambig(lexicon: Lexicon) -> tuple[Lexicon, int]:
@@ -253,15 +230,6 @@ def build_graphs(dictionary: str | os.PathLike, arpa: str | os.PathLike,
     log.info("graphs in %s: HLG has %d states, %d words in L", out, hlg.num_states(),
              len({w for w, _ in entries}))
     return out
-
-
-def _read_lines(path: Path, what: str) -> list[str]:
-    """Non-blank lines of a UTF-8 file; a missing or unreadable file is a W2vuError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise W2vuError(f"{what} {path}: {e}; check the path (a UTF-8 text file)") from None
-    return [line for line in text.splitlines() if line.strip()]
 
 
 def _check_blanks(symbols: list[str], dictionary: str | os.PathLike, blank: str,
