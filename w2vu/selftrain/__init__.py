@@ -1,0 +1,1 @@
+"""Self-training on GAN pseudo-labels: HMM, CTC, Kaldi interop (reference section 4)."""
