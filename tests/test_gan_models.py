@@ -159,6 +159,43 @@ def test_join_train_gradient_only_through_sampled_frames() -> None:
     assert used == [4, 3]
 
 
+def _loop_join(logits: torch.Tensor, mask: torch.Tensor, training: bool,
+               gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's row-by-row JOIN (fairseq's ``logit_segment``), as a check."""
+    preds = logits.argmax(-1).masked_fill(mask, -1)
+    runs = [p.unique_consecutive(return_inverse=True, return_counts=True) for p in preds]
+    width = max(u.numel() for u, _, _ in runs)
+    out = logits.new_zeros(logits.size(0), width, logits.size(-1))
+    pad = torch.zeros(logits.size(0), width, dtype=torch.bool)
+    for b, (u, idx, c) in enumerate(runs):
+        if training:
+            starts = torch.cat([torch.zeros(1, dtype=torch.long), c.cumsum(0)[:-1]])
+            multi = c > 1
+            starts[multi] += (c[multi] * torch.rand(int(multi.sum()), generator=gen)).long()
+            merged = logits[b, starts]
+        else:
+            merged = logits.new_zeros(c.numel(), logits.size(-1)).index_add(0, idx, logits[b])
+            merged = merged / c.unsqueeze(-1)
+        kept = merged[u != -1]
+        out[b, : kept.size(0)] = kept
+        pad[b, kept.size(0):] = True
+    return out, pad
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_join_matches_row_by_row_reference(training: bool) -> None:
+    torch.manual_seed(0)
+    lengths = [30, 7, 22, 1, 30, 15]
+    ids = torch.randint(4, 9, (len(lengths), 30))
+    ids = ids.repeat_interleave(2, dim=1)[:, :30]  # runs of length 1 and longer
+    logits = torch.nn.functional.one_hot(ids, 12).float() * 5 + torch.randn(len(lengths), 30, 12)
+    mask = _mask(lengths)
+    got = join_segment(logits, mask, training, generator=torch.Generator().manual_seed(4))
+    want = _loop_join(logits, mask, training, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
+    assert torch.equal(got[1], want[1])
+
+
 def test_discriminator_is_causal_and_masked() -> None:
     torch.manual_seed(0)
     disc = Discriminator(DiscriminatorConfig(kernel=6), V).eval()

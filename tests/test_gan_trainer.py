@@ -191,6 +191,22 @@ def test_resume_is_bit_exact(data: TrainPaths, tmp_path: Path,
     assert best_a["update"] == best_b["update"]
 
 
+def test_finished_run_restores_removed_outputs(data: TrainPaths, tmp_path: Path) -> None:
+    """Snakemake deletes declared outputs before a rerun; the rolling checkpoint brings them back
+    with the best validation's weights, not the last update's."""
+    train(_config(), data, tmp_path)
+    best = torch.load(tmp_path / CHECKPOINT_BEST, weights_only=True)
+    metrics = (tmp_path / METRICS).read_text()
+    (tmp_path / CHECKPOINT_BEST).unlink()
+    (tmp_path / METRICS).unlink()
+    train(_config(), data, tmp_path)
+    again = torch.load(tmp_path / CHECKPOINT_BEST, weights_only=True)
+    assert (tmp_path / METRICS).read_text() == metrics
+    assert again["update"] == best["update"]
+    for key in best["model"]:
+        assert torch.equal(again["model"][key], best["model"][key]), key
+
+
 def test_resume_refuses_other_settings(data: TrainPaths, tmp_path: Path) -> None:
     train(_config(max_updates=2), data, tmp_path)
     with pytest.raises(Exception, match="other training settings"):

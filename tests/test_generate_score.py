@@ -15,6 +15,7 @@ from w2vu.errors import W2vuError
 from w2vu.eval.probe import load_probe, probe_per, train_probe
 from w2vu.eval.score import (
     SCORE_COLUMNS,
+    Score,
     append_scores,
     most_frequent_phone,
     most_frequent_phone_baseline,
@@ -150,10 +151,10 @@ def test_most_frequent_phone_baseline(tmp_path: Path) -> None:
 
 def test_scores_tsv_replaces_rows(tmp_path: Path) -> None:
     tsv = tmp_path / "scores.tsv"
-    append_scores(tsv, "gan", "valid", "per", 5, 10, 0.5)
-    append_scores(tsv, "baseline", "valid", "per", 9, 10, 0.9)
-    append_scores(tsv, "gan", "valid", "per", 3, 10, 0.3)
-    append_scores(tsv, "gan", "test", "per", 4, 8, 0.5)
+    append_scores(tsv, "gan", "valid", "per", Score(5, 10, 1, 0))
+    append_scores(tsv, "baseline", "valid", "per", Score(9, 10, 1, 0))
+    append_scores(tsv, "gan", "valid", "per", Score(3, 10, 1, 0))
+    append_scores(tsv, "gan", "test", "per", Score(4, 8, 1, 0))
     with open(tsv) as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert tuple(rows[0]) == SCORE_COLUMNS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 import subprocess
 import sys
@@ -110,18 +112,41 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
                                     "mean_pool": 2, "gan_train": 1, "all": 1}
 
 
-def test_demo_language_writes_labels(tmp_path):
+def test_demo_language_runs_to_selected_gan_and_scores(tmp_path):
+    """Labels, a two-seed sweep, selection, transcripts of every split, and a scores row for the
+    GAN, both baselines and the probe on every split."""
     config = {"languages": {"demo": {"espeak": "en-us", "demo": {"minutes": 0.4, "seed": 3},
-                                     "splits": {"fractions": {"train": 0.5, "test": 0.5}}}},
-              "audio": {"shards": 1}, "gan": TINY_GAN}
+                                     "splits": {"fractions": {"train": 0.5, "valid": 0.5}}}},
+              "audio": {"shards": 1}, "gan": {**TINY_GAN, "seeds": [1, 2]},
+              "probe": {"steps": 5}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(tmp_path)
-    rows = sum(len(read_manifest(tmp_path / f"results/demo/manifest/{s}.tsv").rows)
-               for s in ("train", "test"))
-    lines = [len((tmp_path / f"results/demo/manifest/{s}.{ext}").read_text().splitlines())
-             for s in ("train", "test") for ext in ("wrd", "ltr", "phn")]
-    assert rows > 0 and sum(lines) == 3 * rows
-    assert (tmp_path / "results/demo/corpus/text.txt").stat().st_size > 10_000
+    out = tmp_path / "results/demo"
+    splits = ("train", "valid")
+    rows = {s: len(read_manifest(out / f"manifest/{s}.tsv").rows) for s in splits}
+    lines = [len((out / f"manifest/{s}.{ext}").read_text().splitlines())
+             for s in splits for ext in ("wrd", "ltr", "phn")]
+    assert min(rows.values()) > 0 and sum(lines) == 3 * sum(rows.values())
+    assert (out / "corpus/text.txt").stat().st_size > 10_000
+
+    selected = json.loads((out / "gan/selected.json").read_text())
+    assert selected["n_runs"] == 2
+    assert {r["params"]["seed"] for r in selected["runs"]} == {1, 2}
+    assert selected["selected"]["name"] in {"cpref_gpref_smref_seed1", "cpref_gpref_smref_seed2"}
+    stages = ("gan_viterbi", "baseline_frequent_phone", "baseline_random_generator",
+              "probe_w2vu1")
+    for stage in stages:
+        for split in splits:
+            hyp = (out / f"transcripts/{stage}/{split}.txt").read_text().splitlines()
+            assert len(hyp) == rows[split], (stage, split)
+    emissions = open_features(out / "transcripts/gan_viterbi/valid.emissions")
+    assert len(emissions) == rows["valid"]
+    with open(out / "scores.tsv") as f:
+        scores = list(csv.DictReader(f, delimiter="\t"))
+    assert {(r["stage"], r["split"], r["metric"]) for r in scores} == {
+        (stage, split, "per") for stage in stages for split in splits}
+    assert all(0 <= float(r["rate"]) for r in scores)
+    assert planned_jobs(tmp_path) == {}
 
 
 @pytest.mark.parametrize("language,message", [

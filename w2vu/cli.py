@@ -226,6 +226,7 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
     import torch
 
     from w2vu.gan.losses import LossWeights, w2vu2_weights
+    from w2vu.gan.select import write_run_info
     from w2vu.gan.trainer import TrainConfig, TrainPaths, train
 
     torch.set_num_threads(a.threads)
@@ -239,7 +240,94 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
                          bf16=a.bf16)
     paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
                        a.km)
+    write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed,
+                               **{k: getattr(weights, k) for k in chosen}})
     train(config, paths, a.out_dir)
+
+
+def cmd_gan_select(a: argparse.Namespace) -> None:
+    from w2vu.gan.select import select_run
+
+    result = select_run(a.runs, a.out, a.method, a.tolerance)
+    chosen = result["selected"]
+    log.info("gan-select (%s): %s of %d runs (%d rankable), best update %s, %s",
+             a.method, chosen["run_dir"], result["n_runs"], result["n_valid"],
+             chosen["best_update"], chosen["metrics"])
+
+
+def _variant_features(pairs: list[str]) -> dict[int, str]:
+    """``1=prefix 2=prefix``: the features each GAN variant reads."""
+    variants, prefixes = _key_values(pairs, str)
+    try:
+        return {int(v): p for v, p in zip(variants, prefixes)}
+    except ValueError:
+        raise W2vuError(f"--features takes VARIANT=PREFIX (VARIANT 1 or 2), got {pairs}") from None
+
+
+def cmd_gan_generate(a: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from w2vu.gan.generate import generate, load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    checkpoint = a.checkpoint
+    if a.selection is not None:
+        selected = json.loads(a.selection.read_text(encoding="utf-8"))["selected"]
+        checkpoint = Path(selected["run_dir"]) / "best.pt"
+        log.info("gan-generate: selected run %s", selected["run_dir"])
+    variant = int(load_checkpoint(checkpoint)["variant"])
+    features = _variant_features(a.features)
+    if variant not in features:
+        raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no features "
+                        f"were given for it (--features {variant}=PREFIX)")
+    hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
+                    decode_stride=a.decode_stride, write_emissions=a.emissions, device=a.device)
+    log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
+             checkpoint)
+
+
+def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import most_frequent_phone_baseline
+
+    score = most_frequent_phone_baseline(a.text, a.references, a.out)
+    log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+
+
+def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import random_checkpoint
+
+    random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed)
+
+
+def cmd_probe_train(a: argparse.Namespace) -> None:
+    import torch
+
+    from w2vu.eval.probe import train_probe
+
+    torch.set_num_threads(a.threads)
+    train_probe(a.features, a.phn, a.dictionary, a.steps, a.batch_size, a.lr, a.seed,
+                out_path=a.out)
+
+
+def cmd_probe_decode(a: argparse.Namespace) -> None:
+    from w2vu.eval.probe import load_probe, probe_per
+
+    score = probe_per(load_probe(a.probe), a.features, a.phn, a.dictionary, a.out)
+    log.info("probe: PER %.4f on %s (%d utterances)", score.rate, a.phn, score.utterances)
+
+
+def cmd_score(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import score_files, score_row, write_scores
+
+    rows = []
+    for stage, split, metric, hyp, ref in a.row:
+        score = score_files(hyp, ref, metric)
+        log.info("%s %s %s: %.4f (%d errors / %d tokens, %d empty references skipped)", stage,
+                 split, metric.upper(), score.rate, score.errors, score.ref_len, score.skipped)
+        rows.append(score_row(stage, split, metric, score))
+    write_scores(a.out, rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -482,6 +570,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on GPU")
     threads(p)
+
+    p = command("gan-select", cmd_gan_select,
+                "choose one GAN run of a sweep by the unsupervised metric (selected.json)")
+    p.add_argument("--runs", nargs="+", required=True, help="run folders (metrics.tsv, run.json)")
+    p.add_argument("--method", choices=("reference", "paper"), default="reference")
+    p.add_argument("--tolerance", type=float, default=1.2, help="paper method, step 2")
+    p.add_argument("--out", required=True, type=Path, help="selected.json")
+
+    p = command("gan-generate", cmd_gan_generate,
+                "Viterbi transcripts of a split from a GAN checkpoint ({split}.txt, _units.txt)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--selection", type=Path, help="selected.json: use the chosen run")
+    source.add_argument("--checkpoint", type=Path, help="a best.pt")
+    p.add_argument("--features", nargs="+", required=True, metavar="VARIANT=PREFIX",
+                   help="features of the split for each GAN variant, e.g. 1=.../valid")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--split", required=True)
+    p.add_argument("--decode-stride", type=int, help="2.0: generator stride at decoding")
+    p.add_argument("--emissions", action="store_true",
+                   help="also write frame log-probs ({split}.emissions.npy) for WFST decoding")
+    p.add_argument("--device", default="auto")
+    threads(p)
+
+    p = command("baseline-frequent-phone", cmd_baseline_frequent_phone,
+                "baseline: the unpaired text's commonest phone, once per utterance")
+    p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
+    p.add_argument("--references", required=True, type=Path, help="the split's .phn")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = command("baseline-random-checkpoint", cmd_baseline_random_checkpoint,
+                "baseline: a GAN checkpoint with seeded random weights")
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--features", required=True, help="feature prefix (gives the input size)")
+    p.add_argument("--variant", type=int, choices=(1, 2), default=1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = command("probe-train", cmd_probe_train,
+                "supervised ceiling: a linear CTC probe on the GAN input features")
+    p.add_argument("--features", required=True, help="train feature prefix")
+    p.add_argument("--phn", required=True, type=Path, help="the train split's .phn")
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--seed", type=int, default=1)
+    threads(p)
+
+    p = command("probe-decode", cmd_probe_decode, "greedy transcripts of a split by the probe")
+    p.add_argument("--probe", required=True, type=Path)
+    p.add_argument("--features", required=True)
+    p.add_argument("--phn", required=True, type=Path, help="the split's .phn (line count, PER)")
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = command("score", cmd_score, "PER/WER of every stage and split into scores.tsv")
+    p.add_argument("--row", nargs=5, action="append", required=True,
+                   metavar=("STAGE", "SPLIT", "METRIC", "HYP", "REF"),
+                   help="one row: metric per or wer, line-aligned hypothesis and reference")
+    p.add_argument("--out", required=True, type=Path, help="scores.tsv")
 
     p = command("audio-summary", cmd_audio_summary, "gather rejects and check the counts")
     p.add_argument("--inventory-rejects", required=True)

@@ -31,6 +31,11 @@ def _targets(refs: list[list[str]], dictionary: PhoneDictionary) -> list[np.ndar
                      dtype=np.int64) for ref in refs]
 
 
+def ctc_min_frames(target: np.ndarray) -> int:
+    """Frames CTC needs for a target: one per label plus a blank between repeated labels."""
+    return len(target) + int(np.count_nonzero(target[1:] == target[:-1]))
+
+
 def _aligned_refs(features: Features, phn: str | os.PathLike,
                   features_prefix: str | os.PathLike) -> list[list[str]]:
     refs = read_lines(phn)
@@ -52,7 +57,7 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
     phones = load_phone_dictionary(dictionary)
     targets = _targets(_aligned_refs(features, phn, features_prefix), phones)
     usable = np.array([i for i, t in enumerate(targets)
-                       if len(t) and features.lengths[i] >= 2 * len(t)], dtype=np.int64)
+                       if len(t) and features.lengths[i] >= ctc_min_frames(t)], dtype=np.int64)
     if not len(usable):
         raise W2vuError(f"{phn}: no utterance has both phones and enough frames for CTC; "
                         "check that it matches the features of the train split")

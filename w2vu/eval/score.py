@@ -21,7 +21,7 @@ import torch
 from w2vu.errors import W2vuError
 from w2vu.gan.data import SIL, load_phone_dictionary
 from w2vu.gan.models import FAIRSEQ_SPECIALS
-from w2vu.gan.trainer import TrainConfig, build_model, edit_distance, save_best
+from w2vu.gan.trainer import TrainConfig, build_model, edit_distance, model_state, save_best
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import open_features
 
@@ -83,9 +83,24 @@ def score_files(hyp_path: str | os.PathLike, ref_path: str | os.PathLike,
     return score_lines(hyps, refs, PHONE_DROP if metric == "per" else frozenset())
 
 
+def score_row(stage: str, split: str, metric: str, score: Score) -> dict[str, str]:
+    """One ``scores.tsv`` row."""
+    return {"stage": stage, "split": split, "metric": metric, "errors": str(int(score.errors)),
+            "reference_tokens": str(int(score.ref_len)), "rate": f"{score.rate:.6g}"}
+
+
+def write_scores(scores_tsv: str | os.PathLike, rows: Sequence[dict[str, str]]) -> None:
+    """Write the whole ``scores.tsv`` atomically."""
+    with atomic_path(scores_tsv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def append_scores(scores_tsv: str | os.PathLike, stage: str, split: str, metric: str,
-                  errors: int, ref_len: int, rate: float) -> None:
-    """Add or replace the (stage, split, metric) row of ``scores.tsv``, atomically."""
+                  score: Score) -> None:
+    """Add or replace the (stage, split, metric) row of an existing ``scores.tsv``, so that a
+    user scoring outside the workflow keeps one table."""
     path = Path(scores_tsv)
     rows: list[dict[str, str]] = []
     if path.exists():
@@ -95,8 +110,7 @@ def append_scores(scores_tsv: str | os.PathLike, stage: str, split: str, metric:
                 raise W2vuError(f"{path}: unexpected columns {reader.fieldnames}; delete it "
                                 "and rerun the scoring steps")
             rows = list(reader)
-    new = {"stage": stage, "split": split, "metric": metric, "errors": str(int(errors)),
-           "reference_tokens": str(int(ref_len)), "rate": f"{rate:.6g}"}
+    new = score_row(stage, split, metric, score)
     key = (stage, split, metric)
     for i, row in enumerate(rows):
         if (row["stage"], row["split"], row["metric"]) == key:
@@ -104,16 +118,7 @@ def append_scores(scores_tsv: str | os.PathLike, stage: str, split: str, metric:
             break
     else:
         rows.append(new)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def record(scores_tsv: str | os.PathLike, stage: str, split: str, metric: str,
-           score: Score) -> None:
-    """:func:`append_scores` for a :class:`Score`."""
-    append_scores(scores_tsv, stage, split, metric, score.errors, score.ref_len, score.rate)
+    write_scores(path, rows)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -155,4 +160,4 @@ def random_checkpoint(path: str | os.PathLike, dictionary: str | os.PathLike,
     with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
         torch.manual_seed(seed)
         model = build_model(cfg, len(phones), dim)
-    save_best(Path(path), model, 0, {}, cfg, phones)
+    save_best(Path(path), model_state(model), 0, {}, cfg, phones)

@@ -208,43 +208,77 @@ def join_segment(
     number of runs in the batch counting the padding run, as in the reference.
     """
     cfg = cfg or SegmentationConfig()
-    preds = logits.argmax(dim=-1)
+    bsz, tsz, csz = logits.shape
+    preds = logits.detach().argmax(dim=-1).cpu()
     if padding_mask.any():
-        preds = preds.masked_fill(padding_mask, -1)
-    runs = [p.cpu().unique_consecutive(return_inverse=True, return_counts=True) for p in preds]
-    bsz, _, csz = logits.shape
-    new_tsz = max(u.numel() for u, _, _ in runs)
-    new_logits = logits.new_zeros(bsz, new_tsz, csz)
-    new_pad = padding_mask.new_zeros(bsz, new_tsz)
-    for b, (u, idx, c) in enumerate(runs):
-        keep = u != -1
-        if cfg.remove_zeros:
-            keep &= u != 0
-        if training and not cfg.mean_pool_join:
-            reps = _random_frame_per_run(c, generator).to(logits.device)
-            merged = logits[b, reps]
-        else:
-            merged = _run_means(logits[b], idx.to(logits.device), c.to(logits.device))
-        kept = merged[keep.to(logits.device)]
-        new_logits[b, : kept.size(0)] = kept
-        new_pad[b, kept.size(0) :] = True
-    return new_logits, new_pad
+        preds = preds.masked_fill(padding_mask.cpu(), -1)
+    runs = _batch_runs(preds)
+    keep = runs.valid & (runs.label != -1)
+    if cfg.remove_zeros:
+        keep &= runs.label != 0
+    flat = logits.reshape(bsz * tsz, csz)
+    if training and not cfg.mean_pool_join:
+        frames = _random_frame_per_run(runs, generator)
+        merged = flat[frames[keep].to(logits.device)]
+    else:
+        slots = runs.slot_of_frame.to(logits.device)
+        sums = flat.new_zeros(bsz * runs.width, csz).index_add(0, slots, flat)
+        means = sums / runs.counts.reshape(-1, 1).clamp(min=1).to(logits.device, logits.dtype)
+        merged = means[keep.reshape(-1).to(logits.device)]
+    # Kept runs move to the front of their row; one scatter keeps the autograd graph small
+    # (a per-row slice assignment would copy the whole output once per row in backward).
+    position = keep.cumsum(dim=1) - 1
+    kept = keep.sum(dim=1)
+    new_tsz = runs.width
+    target = (torch.arange(bsz).unsqueeze(1) * new_tsz + position)[keep]
+    new_logits = logits.new_zeros(bsz * new_tsz, csz).index_copy(
+        0, target.to(logits.device), merged).view(bsz, new_tsz, csz)
+    new_pad = torch.arange(new_tsz).unsqueeze(0) >= kept.unsqueeze(1)
+    return new_logits, new_pad.to(padding_mask.device)
 
 
-def _random_frame_per_run(counts: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Frame index start + floor(len·U) for each run; runs of length 1 draw nothing."""
-    starts = torch.zeros_like(counts)
-    starts[1:] = counts.cumsum(0)[:-1]
-    multi = counts > 1
-    r = torch.rand(int(multi.sum()), generator=generator)
-    starts[multi] += (counts[multi] * r).long()
-    return starts
+@dataclass(frozen=True)
+class BatchRuns:
+    """Runs of equal ids in each row of a B×T id matrix, as B×R slots (R = most runs in a row)."""
+
+    label: torch.Tensor  # B×R id of each run (-1 = padding run)
+    counts: torch.Tensor  # B×R frames per run (0 for slots past the row's last run)
+    valid: torch.Tensor  # B×R slot holds a run
+    slot_of_frame: torch.Tensor  # B·T flat slot index (b·R + run) of every frame
+    width: int
 
 
-def _run_means(frames: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Mean of the frames of each run (T×V -> R×V)."""
-    sums = frames.new_zeros(counts.numel(), frames.size(-1)).index_add(0, inverse, frames)
-    return sums / counts.unsqueeze(-1).to(frames.dtype)
+def _batch_runs(preds: torch.Tensor) -> BatchRuns:
+    """Run boundaries of every row at once (what ``unique_consecutive`` gives row by row)."""
+    bsz, tsz = preds.shape
+    starts = torch.ones_like(preds, dtype=torch.bool)
+    starts[:, 1:] = preds[:, 1:] != preds[:, :-1]
+    run_of_frame = starts.cumsum(dim=1) - 1
+    num_runs = run_of_frame[:, -1] + 1
+    width = int(num_runs.max())
+    slot_of_frame = (run_of_frame + torch.arange(bsz).unsqueeze(1) * width).reshape(-1)
+    counts = torch.bincount(slot_of_frame, minlength=bsz * width).view(bsz, width)
+    label = torch.full((bsz * width,), -1, dtype=preds.dtype)
+    label[slot_of_frame] = preds.reshape(-1)
+    valid = torch.arange(width).unsqueeze(0) < num_runs.unsqueeze(1)
+    return BatchRuns(label.view(bsz, width), counts, valid, slot_of_frame, width)
+
+
+def _random_frame_per_run(runs: BatchRuns, generator: torch.Generator | None) -> torch.Tensor:
+    """Flat frame index (b·T + start + floor(len·U)) of each run's representative frame.
+
+    One ``torch.rand`` call per row, over that row's runs longer than 1 (padding run included),
+    in the order fairseq draws them, so the random stream matches the reference's.
+    """
+    bsz, _ = runs.counts.shape
+    tsz = int(runs.counts[0].sum())
+    starts = runs.counts.cumsum(dim=1) - runs.counts
+    multi = runs.counts > 1
+    draws = [torch.rand(int(row.sum()), generator=generator) for row in multi]
+    offsets = torch.zeros(runs.counts.shape, dtype=torch.float32)
+    offsets[multi] = torch.cat(draws)
+    frames = starts + (runs.counts * offsets).long()
+    return frames + torch.arange(bsz).unsqueeze(1) * tsz
 
 
 def one_hot_tokens(tokens: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

@@ -422,6 +422,10 @@ class RunState:
     best: float = math.inf
     rows: list[dict[str, float]] = field(default_factory=list)
     acc: Accumulator = field(default_factory=Accumulator)
+    # The best validation's weights and row: best.pt can be rewritten from them when Snakemake
+    # removed it before a rerun (e.g. after max_updates was raised).
+    best_model: dict[str, torch.Tensor] | None = None
+    best_row: dict[str, float] = field(default_factory=dict)
 
 
 def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
@@ -433,6 +437,8 @@ def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Opt
         "optimizer": {k: o.state_dict() for k, o in optimizers.items()},
         "update": state.update,
         "best": state.best,
+        "best_model": state.best_model,
+        "best_row": state.best_row,
         "rows": state.rows,
         "acc": {"sums": state.acc.sums, "counts": state.acc.counts},
         "rng": capture_rng(model_rng),
@@ -453,14 +459,15 @@ def load_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Opt
         opt.load_state_dict(ckpt["optimizer"][name])
     restore_rng(ckpt["rng"], model_rng)
     acc = Accumulator(dict(ckpt["acc"]["sums"]), dict(ckpt["acc"]["counts"]))
-    return RunState(ckpt["update"], ckpt["best"], list(ckpt["rows"]), acc)
+    return RunState(ckpt["update"], ckpt["best"], list(ckpt["rows"]), acc, ckpt["best_model"],
+                    dict(ckpt["best_row"]))
 
 
-def save_best(path: Path, model: Wav2vecU, update: int, metrics: dict[str, float],
-              config: TrainConfig, dictionary: PhoneDictionary) -> None:
+def save_best(path: Path, weights: dict[str, torch.Tensor], update: int,
+              metrics: dict[str, float], config: TrainConfig, dictionary: PhoneDictionary) -> None:
     """The selected model: reference-keyed weights plus what generation needs to rebuild it."""
     save_atomically({
-        "model": model_state(model),
+        "model": weights,
         "update": update,
         "metrics": metrics,
         "variant": config.variant,
@@ -508,8 +515,17 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
         log.info("resuming from %s at update %d", last_path, state.update)
     _run_updates(model, optimizers, batches, validator, config, state, model_rng, device,
                  out, last_path, dictionary)
-    best = [r for r in state.rows if r["weighted_lm_ppl"] == state.best]
-    return best[0] if best else {}
+    write_outputs(out, state, config, dictionary)
+    return state.best_row
+
+
+def write_outputs(out: Path, state: RunState, config: TrainConfig,
+                  dictionary: PhoneDictionary) -> None:
+    """metrics.tsv and best.pt from the run state, so a finished run restores them too."""
+    write_metrics(out / METRICS, state.rows)
+    if state.best_model is not None:
+        save_best(out / CHECKPOINT_BEST, state.best_model, int(state.best_row["update"]),
+                  state.best_row, config, dictionary)
 
 
 def _build_validator(paths: TrainPaths, batches: TrainBatches, dictionary: PhoneDictionary,
@@ -558,9 +574,10 @@ def _validate(model: Wav2vecU, validator: Validator, config: TrainConfig, state:
     row.update(metrics)
     state.rows.append(row)
     state.acc = Accumulator()
-    write_metrics(out / METRICS, state.rows)
     log.info("update %d: weighted_lm_ppl %.4g lm_ppl %.4g vocab %.3f per %.4g",
              state.update, row["weighted_lm_ppl"], row["lm_ppl"], row["vocab_usage"], row["per"])
-    if row["weighted_lm_ppl"] < state.best or not (out / CHECKPOINT_BEST).exists():
+    if row["weighted_lm_ppl"] < state.best or state.best_model is None:
         state.best = min(state.best, row["weighted_lm_ppl"])
-        save_best(out / CHECKPOINT_BEST, model, state.update, row, config, dictionary)
+        state.best_model = model_state(model)
+        state.best_row = row
+    write_outputs(out, state, config, dictionary)

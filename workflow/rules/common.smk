@@ -421,8 +421,57 @@ def gan_targets(lang):
             for v in config["gan"]["variants"] for run in GAN_RUNS]
 
 
+def gan_run_dirs(lang):
+    """Every run folder of the sweep, all configured variants: what selection ranks."""
+    return [f"results/{lang}/gan/w2vu{v}/{run}"
+            for v in config["gan"]["variants"] for run in GAN_RUNS]
+
+
+def gan_split_features(lang, split):
+    """The split's GAN input of every configured variant, keyed by variant number."""
+    return {v: gan_feature_prefix(lang, f"w2vu{v}", split) for v in config["gan"]["variants"]}
+
+
+def transcript(lang, stage, split):
+    return f"results/{lang}/transcripts/{stage}/{split}.txt"
+
+
+# Stages scored against the phone references; baselines and probes bracket the GAN's PER.
+BASELINE_STAGES = ("baseline_frequent_phone", "baseline_random_generator")
+
+
+def probe_stages():
+    return [f"probe_w2vu{v}" for v in config["gan"]["variants"]]
+
+
+def score_rows(lang):
+    """(stage, split, metric, hypothesis, reference) of every scored output of a language."""
+    rows = []
+    for split in split_names(lang):
+        phn = f"results/{lang}/manifest/{split}.phn"
+        for stage in ("gan_viterbi", *BASELINE_STAGES, *probe_stages()):
+            rows.append((stage, split, "per", transcript(lang, stage, split), phn))
+    return rows
+
+
+def score_inputs(wildcards):
+    return sorted({path for row in score_rows(wildcards.lang) for path in row[3:]})
+
+
+def score_args(wildcards):
+    return shlex.join(arg for row in score_rows(wildcards.lang) for arg in ("--row", *row))
+
+
+def gan_transcript_targets(lang):
+    """GAN transcripts of every split, and the scores table when references exist."""
+    targets = [transcript(lang, "gan_viterbi", split) for split in split_names(lang)]
+    if has_references(lang):
+        targets.append(f"results/{lang}/scores.tsv")
+    return targets
+
+
 def all_targets():
     """Every final output of every configured language."""
     return [t for lang in config["languages"]
             for t in audio_targets(lang) + text_targets(lang) + feature_targets(lang)
-            + gan_targets(lang)]
+            + gan_targets(lang) + gan_transcript_targets(lang)]

@@ -8,6 +8,7 @@ rule gan_train:
     output:
         best="results/{lang}/gan/{gan_variant}/{run}/best.pt",
         metrics="results/{lang}/gan/{gan_variant}/{run}/metrics.tsv",
+        info="results/{lang}/gan/{gan_variant}/{run}/run.json",
     params:
         args=gan_args,
         out_dir=subpath(output.best, parent=True),
@@ -31,3 +32,171 @@ rule gan_train:
         " --max-updates {params.max_updates} --validate-every {params.validate_every}"
         " --batch-size {params.batch_size} --device {params.device} {params.bf16}"
         " --threads {threads} > {log:q} 2>&1"
+
+
+# Selection across every run of the sweep (all configured variants): selected.json holds the
+# whole table, so a user sees why a run won.
+rule gan_select:
+    input:
+        metrics=lambda w: [f"{d}/metrics.tsv" for d in gan_run_dirs(w.lang)],
+        info=lambda w: [f"{d}/run.json" for d in gan_run_dirs(w.lang)],
+    output:
+        "results/{lang}/gan/selected.json",
+    params:
+        runs=lambda w: gan_run_dirs(w.lang),
+        method=config["gan"]["selection"],
+        tolerance=config["gan"]["paper_tolerance"],
+    log:
+        "logs/{lang}/gan_select.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu gan-select --runs {params.runs:q} --method {params.method}"
+        " --tolerance {params.tolerance} --out {output:q} > {log:q} 2>&1"
+
+
+# Viterbi transcripts of the selected run on every split; the frame log-probs go along for WFST
+# decoding. Every run's best.pt is an input, since any of them may be the one selected.
+rule gan_generate:
+    input:
+        selection="results/{lang}/gan/selected.json",
+        checkpoints=lambda w: [f"{d}/best.pt" for d in gan_run_dirs(w.lang)],
+        features=lambda w: [p + ".npy" for p in gan_split_features(w.lang, w.split).values()],
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        txt="results/{lang}/transcripts/gan_viterbi/{split}.txt",
+        units="results/{lang}/transcripts/gan_viterbi/{split}_units.txt",
+        emissions=multiext("results/{lang}/transcripts/gan_viterbi/{split}.emissions", ".npy", ".lengths"),
+    params:
+        features=lambda w: [f"{v}={p}" for v, p in gan_split_features(w.lang, w.split).items()],
+        out_dir=subpath(output.txt, parent=True),
+        decode_stride=lambda w: (f"--decode-stride {config['gan']['decode_stride']}"
+                                 if config["gan"]["decode_stride"] else ""),
+        device=config["gan"]["device"],
+    threads: 2
+    log:
+        "logs/{lang}/gan_generate/{split}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu gan-generate --selection {input.selection:q} --features {params.features:q}"
+        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} --split {wildcards.split}"
+        " {params.decode_stride} --emissions --device {params.device} --threads {threads}"
+        " > {log:q} 2>&1"
+
+
+# Baselines computed the same way as the GAN's PER: the commonest phone of the unpaired text,
+# and a generator with random (seeded) weights.
+rule baseline_frequent_phone:
+    input:
+        text="results/{lang}/text/phones/lm.phones.filtered.txt",
+        references="results/{lang}/manifest/{split}.phn",
+    output:
+        "results/{lang}/transcripts/baseline_frequent_phone/{split}.txt",
+    log:
+        "logs/{lang}/baseline_frequent_phone/{split}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu baseline-frequent-phone --text {input.text:q}"
+        " --references {input.references:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule baseline_random_checkpoint:
+    input:
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+        features=lambda w: gan_feature_prefix(w.lang, f"w2vu{config['gan']['variants'][0]}", TRAIN) + ".npy",
+    output:
+        "results/{lang}/gan/baseline_random/best.pt",
+    params:
+        variant=config["gan"]["variants"][0],
+        features=subpath(input.features, strip_suffix=".npy"),
+    log:
+        "logs/{lang}/baseline_random_checkpoint.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu baseline-random-checkpoint --dictionary {input.dictionary:q}"
+        " --features {params.features:q} --variant {params.variant} --out {output:q} > {log:q} 2>&1"
+
+
+rule baseline_random_generate:
+    input:
+        checkpoint="results/{lang}/gan/baseline_random/best.pt",
+        features=lambda w: [p + ".npy" for p in gan_split_features(w.lang, w.split).values()],
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        txt="results/{lang}/transcripts/baseline_random_generator/{split}.txt",
+        units="results/{lang}/transcripts/baseline_random_generator/{split}_units.txt",
+    params:
+        features=lambda w: [f"{v}={p}" for v, p in gan_split_features(w.lang, w.split).items()],
+        out_dir=subpath(output.txt, parent=True),
+    log:
+        "logs/{lang}/baseline_random_generate/{split}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu gan-generate --checkpoint {input.checkpoint:q} --features {params.features:q}"
+        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} --split {wildcards.split}"
+        " --device cpu > {log:q} 2>&1"
+
+
+# The supervised ceiling: a linear CTC probe on each variant's GAN input, trained on the train
+# split's reference phones.
+rule probe_train:
+    input:
+        features=lambda w: gan_feature_prefix(w.lang, w.gan_variant, TRAIN) + ".npy",
+        phn=lambda w: f"results/{w.lang}/manifest/{TRAIN}.phn",
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        "results/{lang}/probe/{gan_variant}/probe.pt",
+    params:
+        features=subpath(input.features, strip_suffix=".npy"),
+        steps=config["probe"]["steps"],
+        batch_size=config["probe"]["batch_size"],
+        lr=config["probe"]["lr"],
+        seed=config["probe"]["seed"],
+    threads: 2
+    log:
+        "logs/{lang}/probe_train/{gan_variant}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu probe-train --features {params.features:q} --phn {input.phn:q}"
+        " --dictionary {input.dictionary:q} --out {output:q} --steps {params.steps}"
+        " --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule probe_decode:
+    input:
+        probe="results/{lang}/probe/{gan_variant}/probe.pt",
+        features=lambda w: gan_feature_prefix(w.lang, w.gan_variant, w.split) + ".npy",
+        phn="results/{lang}/manifest/{split}.phn",
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        "results/{lang}/transcripts/probe_{gan_variant}/{split}.txt",
+    params:
+        features=subpath(input.features, strip_suffix=".npy"),
+    log:
+        "logs/{lang}/probe_decode/{gan_variant}/{split}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu probe-decode --probe {input.probe:q} --features {params.features:q}"
+        " --phn {input.phn:q} --dictionary {input.dictionary:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule scores:
+    input:
+        score_inputs,
+    output:
+        "results/{lang}/scores.tsv",
+    params:
+        rows=score_args,
+    log:
+        "logs/{lang}/scores.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu score {params.rows} --out {output:q} > {log:q} 2>&1"
