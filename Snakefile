@@ -17,6 +17,7 @@ include: "workflow/rules/audio.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/gan.smk"
+include: "workflow/rules/selftrain.smk"
 
 
 rule all:

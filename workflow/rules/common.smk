@@ -436,6 +436,11 @@ def transcript(lang, stage, split):
     return f"results/{lang}/transcripts/{stage}/{split}.txt"
 
 
+def gan_emissions(lang, split):
+    """Frame log-probs of the selected generator on a split (prefix of .npy/.lengths)."""
+    return f"results/{lang}/transcripts/gan_viterbi/{split}.emissions"
+
+
 # Stages scored against the phone references; baselines and probes bracket the GAN's PER.
 BASELINE_STAGES = ("baseline_frequent_phone", "baseline_random_generator")
 
@@ -451,6 +456,8 @@ def score_rows(lang):
         phn = f"results/{lang}/manifest/{split}.phn"
         for stage in ("gan_viterbi", *BASELINE_STAGES, *probe_stages()):
             rows.append((stage, split, "per", transcript(lang, stage, split), phn))
+        rows.append(("gan_wfst", split, "wer", transcript(lang, "gan_wfst", split),
+                     f"results/{lang}/manifest/{split}.wrd"))
     return rows
 
 
@@ -464,7 +471,8 @@ def score_args(wildcards):
 
 def gan_transcript_targets(lang):
     """GAN transcripts of every split, and the scores table when references exist."""
-    targets = [transcript(lang, "gan_viterbi", split) for split in split_names(lang)]
+    targets = [transcript(lang, stage, split) for split in split_names(lang)
+               for stage in ("gan_viterbi", "gan_wfst")]
     if has_references(lang):
         targets.append(f"results/{lang}/scores.tsv")
     return targets

@@ -1,0 +1,56 @@
+# WFST decoding of the selected GAN's emissions and self-training on its pseudo-labels.
+
+
+# The decoding settings are chosen on the tuning split without references (reference §3.2), then
+# every split is decoded with them.
+rule wfst_tune:
+    input:
+        emissions=lambda w: multiext(gan_emissions(w.lang, config["decode"]["tune_split"]), ".npy", ".lengths"),
+        viterbi=lambda w: transcript(w.lang, "gan_viterbi", config["decode"]["tune_split"]),
+        graph=lambda w: f"results/{w.lang}/text/fst/{config['decode']['graph']}/HLG.fst",
+        lexicon="results/{lang}/text/lexicon_filtered.lst",
+        lm="results/{lang}/text/lm.words.arpa",
+    output:
+        table="results/{lang}/decode/gan_wfst/tuning.tsv",
+        choice="results/{lang}/decode/gan_wfst/choice.json",
+    params:
+        emissions=lambda w: gan_emissions(w.lang, config["decode"]["tune_split"]),
+        graph_dir=lambda w: f"results/{w.lang}/text/fst/{config['decode']['graph']}",
+        acoustic_scales=config["decode"]["acoustic_scales"],
+        blank_weights=config["decode"]["blank_weights"],
+        blank_mode=config["decode"]["blank_mode"],
+        sil_is_blank="--sil-is-blank" if config["decode"]["sil_is_blank"] else "",
+        beam=config["decode"]["beam"],
+        min_vt_uer=config["decode"]["min_vt_uer"],
+    threads: 2
+    log:
+        "logs/{lang}/wfst_tune.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu wfst-tune --emissions {params.emissions:q} --graph-dir {params.graph_dir:q}"
+        " --viterbi {input.viterbi:q} --lexicon {input.lexicon:q} --lm {input.lm:q}"
+        " --acoustic-scales {params.acoustic_scales} --blank-weights {params.blank_weights}"
+        " --blank-mode {params.blank_mode} {params.sil_is_blank} --beam {params.beam}"
+        " --min-vt-uer {params.min_vt_uer} --out-tsv {output.table:q} --out-json {output.choice:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule wfst_decode:
+    input:
+        choice="results/{lang}/decode/gan_wfst/choice.json",
+        emissions=lambda w: multiext(gan_emissions(w.lang, w.split), ".npy", ".lengths"),
+        graph=lambda w: f"results/{w.lang}/text/fst/{config['decode']['graph']}/HLG.fst",
+    output:
+        "results/{lang}/transcripts/gan_wfst/{split}.txt",
+    params:
+        emissions=lambda w: gan_emissions(w.lang, w.split),
+        graph_dir=lambda w: f"results/{w.lang}/text/fst/{config['decode']['graph']}",
+    threads: 2
+    log:
+        "logs/{lang}/wfst_decode/{split}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu wfst-decode --choice {input.choice:q} --emissions {params.emissions:q}"
+        " --graph-dir {params.graph_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
