@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The embedded demo config, unless the user gives their own with --configfile (Snakemake would
 # otherwise merge the two, adding the demo language to every run). --config still edits it.
 if not workflow.overwrite_configfiles:
@@ -18,6 +21,7 @@ include: "workflow/rules/text.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/selftrain.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

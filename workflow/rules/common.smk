@@ -11,6 +11,15 @@ from snakemake.utils import validate
 REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
 
 
+# Cheap bookkeeping steps run on the submitting node under a cluster executor.
+localrules:
+    manifest,
+    labels,
+    audio_summary,
+    gan_select,
+    scores,
+
+
 wildcard_constraints:
     lang=r"[A-Za-z0-9_-]+",
     split=r"[A-Za-z0-9_]+",
@@ -482,4 +491,35 @@ def all_targets():
     """Every final output of every configured language."""
     return [t for lang in config["languages"]
             for t in audio_targets(lang) + text_targets(lang) + feature_targets(lang)
-            + gan_targets(lang) + gan_transcript_targets(lang)]
+            + gan_targets(lang) + gan_transcript_targets(lang) + report_targets(lang)]
+
+
+# Report figures (workflow/rules/report.smk): each only where this config makes its inputs.
+def producible(path):
+    """True when a rule of the workflow makes `path`, so a figure may ask for it."""
+    return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+def generated_transcripts(wildcards):
+    """The GAN's Viterbi transcripts of every split, where the workflow makes them."""
+    lang = wildcards.lang
+    paths = [f"results/{lang}/transcripts/gan_viterbi/{split}.txt" for split in split_names(lang)]
+    return [path for path in paths if producible(path)]
+
+
+def cluster_unit_files(wildcards):
+    """The k-means ids of every split (`CLUS{K}/{split}.src`), the k-means training split first."""
+    lang, k = wildcards.lang, config["features"]["clusters"]
+    splits = [TRAIN] + [split for split in split_names(lang) if split != TRAIN]
+    return [f"results/{lang}/features/layer/CLUS{k}/{split}.src" for split in splits]
+
+
+def report_targets(lang):
+    """The report's figures of a language: those whose inputs this config makes."""
+    names = ["speech_ratio", "utterance_lengths", "phone_frequencies"]
+    if "wav2vec_u" in config["features"]["gan_inputs"]:
+        names.append("cluster_usage")
+    names += [f"gan_w2vu{v}" for v in config["gan"]["variants"]]
+    if has_references(lang) and producible(f"results/{lang}/scores.tsv"):
+        names.append("error_rates")
+    return [f"results/{lang}/report/{name}.svg" for name in names]

@@ -61,7 +61,7 @@ rule gan_generate:
     input:
         selection="results/{lang}/gan/selected.json",
         checkpoints=lambda w: [f"{d}/best.pt" for d in gan_run_dirs(w.lang)],
-        features=lambda w: [p + ".npy" for p in gan_split_features(w.lang, w.split).values()],
+        features=lambda w: [f"{p}.npy" for p in gan_split_features(w.lang, w.split).values()],
         dictionary="results/{lang}/text/phones/dict.phn.txt",
     output:
         txt="results/{lang}/transcripts/gan_viterbi/{split}.txt",
@@ -123,7 +123,7 @@ rule baseline_random_checkpoint:
 rule baseline_random_generate:
     input:
         checkpoint="results/{lang}/gan/baseline_random/best.pt",
-        features=lambda w: [p + ".npy" for p in gan_split_features(w.lang, w.split).values()],
+        features=lambda w: [f"{p}.npy" for p in gan_split_features(w.lang, w.split).values()],
         dictionary="results/{lang}/text/phones/dict.phn.txt",
     output:
         txt="results/{lang}/transcripts/baseline_random_generator/{split}.txt",

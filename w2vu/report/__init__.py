@@ -1,0 +1,1 @@
+"""Figures for `snakemake --report`: one function per figure, each reading pipeline files."""
