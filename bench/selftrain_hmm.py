@@ -1,0 +1,153 @@
+"""HMM self-training: time per training pass and decoding speed, against per-frame baselines.
+
+Why: kaldi-hmm-gmm's examples accumulate GMM statistics with one Python call per frame
+(`AccumAmDiagGmm.accumulate_for_gmm`) and decode with `DecodableAmDiagGmmScaled`, which
+evaluates the GMMs again for every LM weight. w2vu.selftrain.hmm accumulates per pdf in numpy
+and evaluates the GMMs once per utterance for the whole LM-weight grid. Both are timed here on
+the same synthetic data (Gaussian frames per phone, silence at the ends), in the same process:
+* training: one accumulation + update pass over fixed alignments, ours vs per frame;
+* decoding: all LM weights of the grid, ours vs one GMM decodable per weight.
+Peak RSS of the process is printed at the end.
+
+Run: python bench/selftrain_hmm.py [--utterances 400] [--dim 78] [--weights 7 9 11 13 15 17]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.lmplz import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
+from w2vu.io.features import open_features, write_features  # noqa: E402
+from w2vu.kaldi_stack import kaldi_hmm_gmm as khg  # noqa: E402
+from w2vu.selftrain import hmm  # noqa: E402
+from w2vu.text.ngram import estimate_arpa  # noqa: E402
+
+PHONES = [f"p{i}" for i in range(30)]
+
+
+def make_data(folder: Path, utterances: int, dim: int, seed: int) -> list[list[str]]:
+    """Features, labels and dictionary of a synthetic corpus; returns the label lines."""
+    rng = np.random.default_rng(seed)
+    means = {p: rng.normal(0, 3, dim) for p in [*PHONES, "<SIL>"]}
+    utts, labels = [], []
+    for _ in range(utterances):
+        seq = list(rng.choice(PHONES, size=rng.integers(10, 30)))
+        segs = [("<SIL>", 20)] + [(p, int(rng.integers(3, 10))) for p in seq] + [("<SIL>", 20)]
+        utts.append(np.concatenate([means[p] + rng.normal(0, 1, (n, dim)) for p, n in segs]
+                                   ).astype(np.float32))
+        labels.append(seq)
+    write_features(folder / "feats", utts)
+    (folder / "labels.txt").write_text("".join(" ".join(x) + "\n" for x in labels), "utf-8")
+    (folder / "dict.phn.txt").write_text("".join(f"{p} 1\n" for p in PHONES) + "<SIL> 0\n",
+                                         "utf-8")
+    estimate_arpa(["<SIL> " + " ".join(x) + " <SIL>" for x in labels], 4, folder / "lm.arpa")
+    return labels
+
+
+def per_frame_pass(model: hmm.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]
+                   ) -> float:
+    """The examples' gmm-acc-stats-ali + gmm-est: a Python call per frame; returns seconds."""
+    start = time.perf_counter()
+    accs = khg.AccumAmDiagGmm()
+    accs.init(model=model.am, flags=khg.GmmUpdateFlags.kGmmAll)
+    trans = model.trans_model.init_stats()
+    for x, ali in zip(feats, alis):
+        for t, tid in enumerate(ali.tolist()):
+            model.trans_model.accumulate(prob=1.0, trans_id=tid, stats=trans)
+            accs.accumulate_for_gmm(model=model.am, data=x[t],
+                                    gmm_index=model.trans_model.transition_id_to_pdf(tid),
+                                    weight=1.0)
+    khg.mle_am_diag_gmm_update(config=khg.MleDiagGmmOptions(), amdiag_gmm_acc=accs,
+                               flags=khg.str_to_gmm_flags("mvw"), am_gmm=model.am)
+    return time.perf_counter() - start
+
+
+def our_pass(model: hmm.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]) -> float:
+    """w2vu's accumulation (numpy per pdf) + the same update; returns seconds."""
+    start = time.perf_counter()
+    tid2pdf = np.asarray(model.trans_model.transition_id_to_pdf_array(), dtype=np.int64)
+    stats = hmm._Stats(model.am, model.trans_model, feats[0].shape[1])
+    stats.add(model.am, np.concatenate(feats), tid2pdf[np.concatenate(alis)],
+              np.concatenate(alis))
+    khg.mle_am_diag_gmm_update(config=khg.MleDiagGmmOptions(),
+                               amdiag_gmm_acc=stats.kaldi_accs(model.am),
+                               flags=khg.str_to_gmm_flags("mvw"), am_gmm=model.am)
+    return time.perf_counter() - start
+
+
+def baseline_decode(model: hmm.HmmModel, folder: Path, weights: list[float]) -> float:
+    """One DecodableAmDiagGmmScaled per utterance and weight (GMMs evaluated per weight)."""
+    from w2vu.selftrain.hmm_graph import build_hclg, decoding_lang
+
+    lang = decoding_lang(model.phones, folder / "lm.arpa")
+    graph = build_hclg(lang, folder / "lm.arpa", model.trans_model, model.tree)
+    decoder = khg.LatticeFasterDecoder(graph, khg.LatticeFasterDecoderConfig(
+        beam=13.0, max_active=7000, lattice_beam=6.0))
+    features = open_features(folder / "feats")
+    start = time.perf_counter()
+    for i in range(len(features)):
+        x = model.features(features[i])
+        for w in weights:
+            khg.decode_utterance_lattice_faster(
+                decoder=decoder, decodable=khg.DecodableAmDiagGmmScaled(
+                    am=model.am, tm=model.trans_model, feats=x, scale=1.0 / w),
+                trans_model=model.trans_model, utt=str(i), allow_partial=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--utterances", type=int, default=400)
+    parser.add_argument("--dim", type=int, default=78, help="input dim (deltas are off)")
+    parser.add_argument("--weights", type=float, nargs="+", default=[7, 9, 11, 13, 15, 17])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory(prefix="w2vu-bench-hmm-") as tmp:
+        folder = Path(tmp)
+        labels = make_data(folder, args.utterances, args.dim, args.seed)
+        config = hmm.HmmConfig(delta_order=0, total_gaussians=300)
+        report = hmm.train_hmm(folder / "feats", folder / "labels.txt", folder / "dict.phn.txt",
+                               folder / "model.pkl", config, seed=args.seed)
+        frames = report.frames
+        print(f"{args.utterances} utterances, {frames} frames, {args.dim}-d, "
+              f"{report.num_gaussians} Gaussians; full training {sum(report.seconds_per_iter):.1f}"
+              f" s over {config.num_iters} passes (median {np.median(report.seconds_per_iter):.3f}"
+              " s per pass, realignment included)")
+        model = hmm.load_hmm(folder / "model.pkl")
+        features = open_features(folder / "feats")
+        feats = [model.features(features[i]) for i in range(len(features))]
+        aligned = hmm.align_hmm(model, folder / "feats", labels)
+        phone_id = {p: i for i, p in enumerate(model.lang.phone_table)}
+        # Transition ids of the alignment are not returned; realign through the private helper.
+        graphs = hmm._training_graphs(model.lang, model.trans_model, model.tree, labels, 0.5)
+        alis = [hmm._align(model.am, model.trans_model, g, x, 60.0, 120.0, config, "u")
+                for g, x in zip(graphs, feats)]
+        assert all(a is not None for a in alis) and phone_id and aligned
+        ours = min(our_pass(model, feats, alis) for _ in range(2))
+        base = per_frame_pass(model, feats, alis)
+        print(f"training pass (accumulate + update, fixed alignments): ours {ours:.3f} s, "
+              f"per-frame baseline {base:.3f} s, speed-up x{base / ours:.1f}")
+        start = time.perf_counter()
+        hmm.decode_hmm(model, folder / "feats", folder / "lm.arpa", args.weights, folder / "dec")
+        ours_dec = time.perf_counter() - start
+        base_dec = baseline_decode(model, folder, args.weights)
+        seconds = frames / 50.0
+        print(f"decoding {len(args.weights)} LM weights (graph build included in ours): ours "
+              f"{ours_dec:.2f} s ({seconds * len(args.weights) / ours_dec:.0f}x real time), "
+              f"baseline {base_dec:.2f} s, speed-up x{base_dec / ours_dec:.2f}")
+    print(f"peak RSS {peak_rss_kb() / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

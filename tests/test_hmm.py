@@ -1,0 +1,164 @@
+"""HMM self-training: training, alignment, decoding with the phone LM, unsupervised selection."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2vu.errors import W2vuError
+from w2vu.gan.trainer import phone_error_rate
+from w2vu.io.features import write_features
+from w2vu.selftrain.corrupt import corrupt_lines
+from w2vu.selftrain.hmm import (
+    DecodeConfig,
+    HmmConfig,
+    add_deltas,
+    align_hmm,
+    decode_hmm,
+    load_hmm,
+    train_hmm,
+)
+from w2vu.selftrain.hmm_select import select_lm_weight
+from w2vu.text.ngram import estimate_arpa
+
+PHONES = ["a", "b", "c", "d", "e"]
+CORPUS_MINUTES = 6.0  # 2 minutes (22 utterances) are too few to average 35% label noise out
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Gaussian frames per phone with known segments, silence at both ends."""
+    out = tmp_path_factory.mktemp("hmm-synth")
+    rng = np.random.default_rng(0)
+    means = {p: rng.normal(0, 3, 13) for p in [*PHONES, "<SIL>"]}
+    utts, labels, frames_truth = [], [], []
+    for _ in range(60):
+        seq = list(rng.choice(PHONES, size=rng.integers(3, 7)))
+        segs = ([("<SIL>", int(rng.integers(5, 15)))] + [(p, int(rng.integers(3, 12))) for p in seq]
+                + [("<SIL>", int(rng.integers(5, 15)))])
+        utts.append(np.concatenate([means[p] + rng.normal(0, 1, (n, 13)) for p, n in segs]
+                                   ).astype(np.float32))
+        labels.append(seq)
+        frames_truth.append([p for p, n in segs for _ in range(n)])
+    write_features(out / "feats", utts)
+    (out / "labels.txt").write_text("".join(" ".join(x) + "\n" for x in labels), "utf-8")
+    (out / "dict.phn.txt").write_text("".join(f"{p} 10\n" for p in PHONES) + "<SIL> 0\n",
+                                      "utf-8")
+    return {"dir": out, "labels": labels, "truth": frames_truth}
+
+
+def test_training_raises_likelihood_and_recovers_boundaries(synthetic, caplog) -> None:
+    out = synthetic["dir"]
+    with caplog.at_level(logging.INFO, logger="w2vu.selftrain.hmm"):
+        report = train_hmm(out / "feats", out / "labels.txt", out / "dict.phn.txt",
+                           out / "model.pkl", HmmConfig(total_gaussians=40, delta_order=0))
+    assert sum("log-likelihood per frame" in r.message for r in caplog.records) == 40
+    curve = report.loglike_per_frame
+    assert curve[-1] > curve[0] + 5.0 and curve[-1] >= max(curve[:5])
+    assert report.used == 60 and report.failed_alignments[-1] == 0
+    model = load_hmm(out / "model.pkl")
+    aligned = align_hmm(model, out / "feats", synthetic["labels"])
+    accuracy = np.mean([np.mean(np.array(a) == np.array(t))
+                        for a, t in zip(aligned, synthetic["truth"])])
+    assert accuracy > 0.97, accuracy
+
+
+def test_decoding_synthetic_with_lm(synthetic) -> None:
+    out = synthetic["dir"]
+    if not (out / "model.pkl").exists():
+        pytest.skip("needs the model of the training test")
+    estimate_arpa(["<SIL> " + " ".join(x) + " <SIL>" for x in synthetic["labels"]], 2,
+                  out / "lm.arpa")
+    hyps = decode_hmm(out / "model.pkl", out / "feats", out / "lm.arpa", [1.0, 10.0],
+                      out / "dec")
+    # Only repeated phones with nothing between them can be lost (merged into one segment).
+    merged = [[p for j, p in enumerate(x) if j == 0 or x[j - 1] != p]
+              for x in synthetic["labels"]]
+    for path in hyps.values():
+        lines = [line.split() for line in path.read_text("utf-8").splitlines()]
+        assert phone_error_rate(lines, merged) < 0.05
+
+
+def test_bad_labels_name_the_line(synthetic, tmp_path: Path) -> None:
+    out = synthetic["dir"]
+    bad = tmp_path / "labels.txt"
+    lines = [" ".join(x) for x in synthetic["labels"]]
+    lines[2] = "a zz b"
+    bad.write_text("\n".join(lines) + "\n", "utf-8")
+    with pytest.raises(W2vuError, match=r"labels.txt:3: .*zz"):
+        train_hmm(out / "feats", bad, out / "dict.phn.txt", tmp_path / "m.pkl")
+    bad.write_text("a b\n", "utf-8")
+    with pytest.raises(W2vuError, match="line-aligned"):
+        train_hmm(out / "feats", bad, out / "dict.phn.txt", tmp_path / "m.pkl")
+
+
+def test_model_file_refuses_foreign_pickles(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"format": "w2vu-hmm-mono-1", "x": os.getcwd}))
+    with pytest.raises(W2vuError, match="not allowed"):
+        load_hmm(path)
+
+
+def test_add_deltas_matches_kaldi_filters() -> None:
+    x = np.arange(10, dtype=np.float32)[:, None] ** 2  # x = t^2: Δ = 2t, ΔΔ = 2 inside
+    y = add_deltas(x, order=2)
+    assert y.shape == (10, 3)
+    np.testing.assert_allclose(y[4:6, 1], 2 * np.arange(4, 6), rtol=1e-5)
+    np.testing.assert_allclose(y[4:6, 2], 2.0, rtol=1e-5)
+
+
+@pytest.fixture(scope="session")
+def phone_corpus(tmp_path_factory: pytest.TempPathFactory):
+    from tests.phone_corpus import build_phone_corpus
+
+    return build_phone_corpus(tmp_path_factory.mktemp("hmm-corpus"), CORPUS_MINUTES, seed=0)
+
+
+def unpaired_phone_sentences(corpus, limit: int = 3000) -> list[str]:
+    """The corpus's unpaired text (not the spoken sentences) as phones with <SIL> at the ends,
+    keeping sentences whose phones are all in the dictionary (the reference's filtered LM)."""
+    from w2vu.demo.sentences import reference_words
+    from w2vu.io.dictionary import read_fairseq_dict
+    from w2vu.text.phonemize import phonemize_words
+
+    text_path = Path(corpus.features).parent / "text.txt"
+    text = [reference_words(s) for s in text_path.read_text("utf-8").splitlines()[:limit]]
+    text = [s for s in text if s]
+    lexicon = phonemize_words(sorted({w for s in text for w in s.split()}), "en-us")
+    known = set(read_fairseq_dict(corpus.dictionary))
+    out = []
+    for sentence in text:
+        phones = " ".join(lexicon[w] for w in sentence.split()).split()
+        if phones and all(p in known for p in phones):
+            out.append("<SIL> " + " ".join(phones) + " <SIL>")
+    return out
+
+
+def test_self_training_beats_its_labels(phone_corpus, tmp_path: Path) -> None:
+    refs = phone_corpus.reference_lines()
+    noisy = corrupt_lines(refs, 0.35, seed=1)
+    label_per = phone_error_rate(noisy, refs)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(" ".join(x) + "\n" for x in noisy), "utf-8")
+    estimate_arpa(unpaired_phone_sentences(phone_corpus), 4, tmp_path / "lm.arpa")
+    train_hmm(phone_corpus.features, labels, phone_corpus.dictionary, tmp_path / "model.pkl",
+              HmmConfig(total_gaussians=300, delta_order=0))
+    weights = [5.0, 10.0]
+    hyps = decode_hmm(tmp_path / "model.pkl", phone_corpus.features, tmp_path / "lm.arpa",
+                      weights, tmp_path / "dec",
+                      DecodeConfig(beam=10.0, max_active=1000, lattice_beam=1.0))
+    selection = select_lm_weight(hyps, labels, tmp_path / "lm.arpa", tmp_path / "select.tsv")
+    table = (tmp_path / "select.tsv").read_text("utf-8").splitlines()
+    assert table[0].split("\t")[:5] == ["lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score"]
+    assert len(table) == 1 + len(weights)
+    chosen = [line.split() for line in selection.transcripts.read_text("utf-8").splitlines()]
+    hmm_per = phone_error_rate(chosen, refs)
+    print(f"labels PER {label_per:.3f}, HMM PER {hmm_per:.3f} (LM weight "
+          f"{selection.lm_weight:g}, {len(refs)} utterances)")
+    assert hmm_per < label_per - 0.05, (label_per, hmm_per)

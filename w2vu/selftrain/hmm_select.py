@@ -1,0 +1,71 @@
+"""Choosing the HMM's LM weight without references (reference §4.1 step 4, unsup_select.py).
+
+Why: the reference sweeps the LM weight of the HMM decode and keeps the setting with the lowest
+``ln(LM perplexity of the output) x error rate against the GAN pseudo-labels`` on valid: a weight
+too low gives implausible phone strings (high perplexity), one too high drifts away from what
+the acoustics and labels say (high error). The word insertion penalty grid (0, 0.5, 1) of the
+reference is not swept here: the decoder scores only the LM weight.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from w2vu.errors import W2vuError
+from w2vu.eval.unsupervised import unsupervised_score
+from w2vu.gan.trainer import load_phone_lm
+from w2vu.io.tables import write_table
+
+COLUMNS = ("lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score", "chosen")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen LM weight, its transcript file and every candidate's row of the table."""
+
+    lm_weight: float
+    transcripts: Path
+    rows: list[dict[str, object]]
+
+
+def _read_lines(path: Path, what: str) -> list[list[str]]:
+    try:
+        return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise W2vuError(f"{what} {path}: {e}; check the path") from None
+
+
+def select_lm_weight(transcripts: Mapping[float, str | os.PathLike],
+                     labels_txt: str | os.PathLike, phone_lm_arpa: str | os.PathLike,
+                     out_tsv: str | os.PathLike, min_error: float = 0.0) -> Selection:
+    """Score each LM weight's transcripts (`decode_hmm`'s output) against the pseudo-labels
+    with the unsupervised metric, write the table (one row per weight, the chosen one marked)
+    and return the lowest-scoring weight (ties: the smaller weight)."""
+    if not transcripts:
+        raise W2vuError("no decoded transcripts to select from; decode at least one LM weight")
+    labels_path = Path(labels_txt)
+    labels = _read_lines(labels_path, "pseudo-labels")
+    lm = load_phone_lm(phone_lm_arpa)
+    rows: list[dict[str, object]] = []
+    for weight in sorted(transcripts):
+        path = Path(transcripts[weight])
+        hyps = _read_lines(path, "transcripts")
+        if len(hyps) != len(labels):
+            raise W2vuError(f"{path} has {len(hyps)} lines but {labels_path} has {len(labels)}; "
+                            "decode the split the pseudo-labels belong to")
+        score = unsupervised_score(hyps, labels, lm, min_error)
+        rows.append({"lm_weight": f"{weight:g}", "lm_ppl": f"{score.lm_ppl:.4f}",
+                     "ln_ppl": f"{math.log(score.lm_ppl):.4f}",
+                     "error_rate": f"{score.error_rate:.4f}", "score": f"{score.score:.4f}",
+                     "chosen": 0, "_weight": weight, "_score": score.score})
+    best = min(rows, key=lambda r: (r["_score"], r["_weight"]))
+    best["chosen"] = 1
+    write_table(out_tsv, COLUMNS, rows)
+    weight = float(best["_weight"])
+    for row in rows:
+        del row["_weight"], row["_score"]
+    return Selection(weight, Path(transcripts[weight]), rows)
