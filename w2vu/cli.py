@@ -353,6 +353,40 @@ def cmd_wfst_decode(a: argparse.Namespace) -> None:
     log.info("wfst-decode: %d utterances with %s", len(hyps), options)
 
 
+def cmd_hmm_train(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.hmm import HmmConfig, train_hmm
+
+    config = HmmConfig(num_iters=a.iters, total_gaussians=a.gaussians,
+                       delta_order=a.delta_order, max_utterances=a.max_utterances)
+    report = train_hmm(a.features, a.labels, a.dictionary, a.out, config, a.seed)
+    log.info("hmm-train: %d of %d utterances, %d frames, log-likelihood per frame %.3f -> %.3f",
+             report.used, report.utterances, report.frames, report.loglike_per_frame[0],
+             report.loglike_per_frame[-1])
+
+
+def cmd_hmm_tune(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.hmm import decode_hmm
+    from w2vu.selftrain.hmm_select import select_lm_weight
+
+    transcripts = decode_hmm(a.model, a.features, a.lm, a.lm_weights, a.out_tsv.parent)
+    chosen = select_lm_weight(transcripts, a.labels, a.lm, a.out_tsv, a.min_error)
+    log.info("hmm-tune: LM weight %g chosen of %s", chosen.lm_weight, a.lm_weights)
+
+
+def cmd_hmm_decode(a: argparse.Namespace) -> None:
+    import shutil
+    import tempfile
+
+    from w2vu.selftrain.hmm import decode_hmm
+    from w2vu.selftrain.hmm_select import read_chosen_weight
+
+    weight = read_chosen_weight(a.tuning)
+    with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
+        decoded = decode_hmm(a.model, a.features, a.lm, [weight], tmp)
+        shutil.move(decoded[weight], a.out)
+    log.info("hmm-decode: %s at LM weight %g", a.out, weight)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their arguments."""
     parser = argparse.ArgumentParser(prog="w2vu", description=__doc__.splitlines()[0])
@@ -673,6 +707,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("wfst-decode", cmd_wfst_decode, "decode emissions over an HLG graph")
     decode_settings(p)
     p.add_argument("--choice", required=True, type=Path, help="wfst-tune's JSON")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = command("hmm-train", cmd_hmm_train,
+                "monophone GMM-HMM self-training on pseudo-labels (kaldi-hmm-gmm)")
+    p.add_argument("--features", required=True, help="train feature prefix (50 Hz)")
+    p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out", required=True, type=Path, help="model file")
+    p.add_argument("--iters", type=int, default=40)
+    p.add_argument("--gaussians", type=int, default=1000)
+    p.add_argument("--delta-order", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--max-utterances", type=int, help="the reference's mono subset (2000)")
+    p.add_argument("--seed", type=int, default=0)
+
+    def hmm_decoding(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, type=Path)
+        p.add_argument("--features", required=True)
+        p.add_argument("--lm", required=True, type=Path, help="phone LM (ARPA)")
+
+    p = command("hmm-tune", cmd_hmm_tune,
+                "decode at every LM weight and choose one by the unsupervised score")
+    hmm_decoding(p)
+    p.add_argument("--labels", required=True, type=Path, help="the split's pseudo-labels")
+    p.add_argument("--lm-weights", type=float, nargs="+", default=[7, 9, 11, 13, 15, 17])
+    p.add_argument("--min-error", type=float, default=0.0)
+    p.add_argument("--out-tsv", required=True, type=Path,
+                   help="the table; each weight's transcripts go beside it (lmwt{W}.txt)")
+
+    p = command("hmm-decode", cmd_hmm_decode, "decode a split at the chosen LM weight")
+    hmm_decoding(p)
+    p.add_argument("--tuning", required=True, type=Path, help="hmm-tune's table")
     p.add_argument("--out", required=True, type=Path)
 
     p = command("score", cmd_score, "PER/WER of every stage and split into scores.tsv")

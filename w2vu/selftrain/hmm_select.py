@@ -18,7 +18,7 @@ from pathlib import Path
 from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
 from w2vu.gan.trainer import load_phone_lm
-from w2vu.io.tables import write_table
+from w2vu.io.tables import read_table, write_table
 
 COLUMNS = ("lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score", "chosen")
 
@@ -69,3 +69,12 @@ def select_lm_weight(transcripts: Mapping[float, str | os.PathLike],
     for row in rows:
         del row["_weight"], row["_score"]
     return Selection(weight, Path(transcripts[weight]), rows)
+
+
+def read_chosen_weight(table_tsv: str | os.PathLike) -> float:
+    """The LM weight :func:`select_lm_weight` marked in its table, for decoding other splits."""
+    chosen = [r for r in read_table(table_tsv, COLUMNS) if r["chosen"] == "1"]
+    if len(chosen) != 1:
+        raise W2vuError(f"{table_tsv}: expected one chosen LM weight, found {len(chosen)}; "
+                        "rerun the HMM tuning step")
+    return float(chosen[0]["lm_weight"])

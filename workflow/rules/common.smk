@@ -450,6 +450,14 @@ def gan_emissions(lang, split):
     return f"results/{lang}/transcripts/gan_viterbi/{split}.emissions"
 
 
+def selftrain_features(lang, split):
+    """Self-training input (prefix): un-pooled PCA features (the reference's natural choice) or
+    the layer features."""
+    if config["selftrain"]["hmm_features"] == "pca":
+        return f"results/{lang}/features/layer/precompute_pca{pca_dim()}/{split}"
+    return f"results/{lang}/features/layer/{split}"
+
+
 # Stages scored against the phone references; baselines and probes bracket the GAN's PER.
 BASELINE_STAGES = ("baseline_frequent_phone", "baseline_random_generator")
 
@@ -463,7 +471,7 @@ def score_rows(lang):
     rows = []
     for split in split_names(lang):
         phn = f"results/{lang}/manifest/{split}.phn"
-        for stage in ("gan_viterbi", *BASELINE_STAGES, *probe_stages()):
+        for stage in ("gan_viterbi", *BASELINE_STAGES, *probe_stages(), "hmm"):
             rows.append((stage, split, "per", transcript(lang, stage, split), phn))
         rows.append(("gan_wfst", split, "wer", transcript(lang, "gan_wfst", split),
                      f"results/{lang}/manifest/{split}.wrd"))
@@ -481,7 +489,7 @@ def score_args(wildcards):
 def gan_transcript_targets(lang):
     """GAN transcripts of every split, and the scores table when references exist."""
     targets = [transcript(lang, stage, split) for split in split_names(lang)
-               for stage in ("gan_viterbi", "gan_wfst")]
+               for stage in ("gan_viterbi", "gan_wfst", "hmm")]
     if has_references(lang):
         targets.append(f"results/{lang}/scores.tsv")
     return targets

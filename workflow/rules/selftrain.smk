@@ -54,3 +54,74 @@ rule wfst_decode:
     shell:
         "python -m w2vu wfst-decode --choice {input.choice:q} --emissions {params.emissions:q}"
         " --graph-dir {params.graph_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
+# HMM self-training (reference §4.1, mono stage): GMM-HMMs trained on the GAN's train-split
+# transcripts, the LM weight chosen on the tuning split against its pseudo-labels, every split
+# decoded with the phone LM.
+rule hmm_train:
+    input:
+        features=lambda w: selftrain_features(w.lang, TRAIN) + ".npy",
+        labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        "results/{lang}/selftrain/hmm/model.pkl",
+    params:
+        features=lambda w: selftrain_features(w.lang, TRAIN),
+        iters=config["selftrain"]["hmm_iters"],
+        gaussians=config["selftrain"]["hmm_gaussians"],
+        delta_order=config["selftrain"]["hmm_delta_order"],
+        max_utterances=(f"--max-utterances {config['selftrain']['hmm_max_utterances']}"
+                        if config["selftrain"]["hmm_max_utterances"] else ""),
+        seed=config["selftrain"]["seed"],
+    log:
+        "logs/{lang}/hmm_train.log",
+    benchmark:
+        "benchmarks/{lang}/hmm_train.tsv"
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu hmm-train --features {params.features:q} --labels {input.labels:q}"
+        " --dictionary {input.dictionary:q} --out {output:q} --iters {params.iters}"
+        " --gaussians {params.gaussians} --delta-order {params.delta_order}"
+        " {params.max_utterances} --seed {params.seed} > {log:q} 2>&1"
+
+
+rule hmm_tune:
+    input:
+        model="results/{lang}/selftrain/hmm/model.pkl",
+        features=lambda w: selftrain_features(w.lang, config["selftrain"]["tune_split"]) + ".npy",
+        labels=lambda w: transcript(w.lang, "gan_viterbi", config["selftrain"]["tune_split"]),
+        lm=lambda w: phone_lm(w.lang, config["text"]["decoding_phone_lm_order"]),
+    output:
+        "results/{lang}/selftrain/hmm/tune/tuning.tsv",
+    params:
+        features=lambda w: selftrain_features(w.lang, config["selftrain"]["tune_split"]),
+        lm_weights=config["selftrain"]["hmm_lm_weights"],
+    log:
+        "logs/{lang}/hmm_tune.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu hmm-tune --model {input.model:q} --features {params.features:q}"
+        " --lm {input.lm:q} --labels {input.labels:q} --lm-weights {params.lm_weights}"
+        " --out-tsv {output:q} > {log:q} 2>&1"
+
+
+rule hmm_decode:
+    input:
+        model="results/{lang}/selftrain/hmm/model.pkl",
+        tuning="results/{lang}/selftrain/hmm/tune/tuning.tsv",
+        features=lambda w: selftrain_features(w.lang, w.split) + ".npy",
+        lm=lambda w: phone_lm(w.lang, config["text"]["decoding_phone_lm_order"]),
+    output:
+        "results/{lang}/transcripts/hmm/{split}.txt",
+    params:
+        features=lambda w: selftrain_features(w.lang, w.split),
+    log:
+        "logs/{lang}/hmm_decode/{split}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu hmm-decode --model {input.model:q} --tuning {input.tuning:q}"
+        " --features {params.features:q} --lm {input.lm:q} --out {output:q} > {log:q} 2>&1"
