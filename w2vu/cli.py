@@ -387,6 +387,23 @@ def cmd_hmm_decode(a: argparse.Namespace) -> None:
     log.info("hmm-decode: %s at LM weight %g", a.out, weight)
 
 
+def cmd_export_kaldi(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.kaldi_export import export_kaldi
+
+    report = export_kaldi(a.features, a.labels, a.dictionary, a.out_dir, a.references)
+    log.info("export-kaldi: %d utterances written to %s (see its README.txt)", report.written,
+             a.out_dir)
+
+
+def cmd_import_kaldi(a: argparse.Namespace) -> None:
+    from w2vu.io.features import open_features
+    from w2vu.selftrain.kaldi_export import import_kaldi_text
+
+    report = import_kaldi_text(a.text, len(open_features(a.features)), a.out, a.dictionary)
+    log.info("import-kaldi: %d lines, %d from Kaldi, %d missing", report.lines,
+             report.from_kaldi, report.missing)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their arguments."""
     parser = argparse.ArgumentParser(prog="w2vu", description=__doc__.splitlines()[0])
@@ -738,6 +755,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("hmm-decode", cmd_hmm_decode, "decode a split at the chosen LM weight")
     hmm_decoding(p)
     p.add_argument("--tuning", required=True, type=Path, help="hmm-tune's table")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = command("export-kaldi", cmd_export_kaldi,
+                "a Kaldi data dir and phone dict of one split, for Kaldi's triphone recipe")
+    p.add_argument("--features", required=True, help="feature prefix of the split")
+    p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--references", type=Path, help="the split's .phn (a ground-truth data dir)")
+    p.add_argument("--out-dir", required=True, type=Path)
+
+    p = command("import-kaldi", cmd_import_kaldi,
+                "Kaldi decoded phones (a `text` file) back as a w2vu transcript")
+    p.add_argument("--text", required=True, type=Path, help="Kaldi text (utt%%010d ids)")
+    p.add_argument("--features", required=True, help="the exported split's feature prefix")
+    p.add_argument("--dictionary", type=Path, help="dict.phn.txt: check every phone")
     p.add_argument("--out", required=True, type=Path)
 
     p = command("score", cmd_score, "PER/WER of every stage and split into scores.tsv")
