@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_gan_trainer import DIM, LENGTHS, PHONES, _config, data  # noqa: F401 - fixture
 
+from tests.test_gan_trainer import DIM, LENGTHS, PHONES, _config, data  # noqa: F401 - fixture
 from w2vu.errors import W2vuError
 from w2vu.eval.probe import load_probe, probe_per, train_probe
 from w2vu.eval.score import (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -799,7 +800,34 @@ def main(argv: list[str] | None = None) -> int:
     except W2vuError as e:
         log.error("%s: %s", args.command, e)
         return 2
+    except OSError as e:  # a full disk or an unwritable folder: say where, not a traceback
+        outputs = [e.filename] if e.filename else _output_paths(args)
+        log.error("%s: cannot complete (%s) while writing %s; free space or fix permissions "
+                  "there, then rerun (outputs are only ever renamed into place when complete)",
+                  args.command, _os_error_cause(e, outputs), ", ".join(map(str, outputs)))
+        return 2
     return 0
+
+
+def _os_error_cause(error: OSError, outputs: list[str]) -> str:
+    """The error's reason; numpy's short-write errors carry none, so check the disk as well."""
+    cause = error.strerror or str(error)
+    for out in outputs:
+        folder = Path(out).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return f"{cause}; No space left on device under {folder}"
+    return cause
+
+
+def _output_paths(args: argparse.Namespace) -> list[str]:
+    """The values of a command's --out* arguments, to name them in an error."""
+    paths: list[str] = []
+    for name, value in vars(args).items():
+        if name.startswith("out") and value is not None:
+            paths += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return paths
 
 
 if __name__ == "__main__":

@@ -26,6 +26,15 @@ _FILE_MODE = 0o666 & ~_process_umask()
 _DIR_MODE = 0o777 & ~_process_umask()
 
 
+def _remove_stale_temporaries(final: Path) -> None:
+    """Temporaries of `final` left by a killed writer: only one job ever writes a given output."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` when the block succeeds.
@@ -34,6 +43,7 @@ def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -51,6 +61,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `final`; move it onto `final` when the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
