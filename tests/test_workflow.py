@@ -22,6 +22,13 @@ from w2vu.io.manifest import read_manifest
 pytestmark = pytest.mark.slow
 CORPUS = "my corpus (v1) & 'co'"
 TINY_GAN = {"max_updates": 2, "validate_every": 1, "batch_size": 4}
+# Decoding and self-training as small as they go: one grid point, a few HMM passes, short CTC.
+TINY_DOWNSTREAM = {
+    "decode": {"acoustic_scales": [0.5], "blank_weights": [0.0]},
+    "selftrain": {"hmm_iters": 3, "hmm_gaussians": 40, "hmm_lm_weights": [10],
+                  "ctc_iterations": 1, "ctc_max_updates": 4},
+    "probe": {"steps": 5},
+}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -50,7 +57,7 @@ def write_config(workdir: Path, language: dict, audio: dict | None = None,
     config = {"languages": {"tiny": {"espeak": "en-us", **language}},
               "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1},
               "features": features or {"clusters": 8, "km_clusters": 4},
-              "gan": TINY_GAN}
+              "gan": TINY_GAN, **TINY_DOWNSTREAM}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
 
@@ -112,13 +119,14 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
                                     "mean_pool": 2, "gan_train": 1, "all": 1}
 
 
-def test_demo_language_runs_to_selected_gan_and_scores(tmp_path):
-    """Labels, a two-seed sweep, selection, transcripts of every split, and a scores row for the
-    GAN, both baselines and the probe on every split."""
+def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
+    """Labels, a two-seed sweep, selection, transcripts of every split, WFST decoding, HMM and two
+    CTC self-training rounds, and a scores row for every stage on every split."""
     config = {"languages": {"demo": {"espeak": "en-us", "demo": {"minutes": 0.4, "seed": 3},
                                      "splits": {"fractions": {"train": 0.5, "valid": 0.5}}}},
               "audio": {"shards": 1}, "gan": {**TINY_GAN, "seeds": [1, 2]},
-              "probe": {"steps": 5}}
+              **TINY_DOWNSTREAM}
+    config["selftrain"] = {**config["selftrain"], "ctc_iterations": 2}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(tmp_path)
     out = tmp_path / "results/demo"
@@ -134,17 +142,27 @@ def test_demo_language_runs_to_selected_gan_and_scores(tmp_path):
     assert {r["params"]["seed"] for r in selected["runs"]} == {1, 2}
     assert selected["selected"]["name"] in {"cpref_gpref_smref_seed1", "cpref_gpref_smref_seed2"}
     stages = ("gan_viterbi", "baseline_frequent_phone", "baseline_random_generator",
-              "probe_w2vu1")
-    for stage in stages:
+              "probe_w2vu1", "hmm", "selftrained")
+    for stage in (*stages, "gan_wfst"):
         for split in splits:
             hyp = (out / f"transcripts/{stage}/{split}.txt").read_text().splitlines()
             assert len(hyp) == rows[split], (stage, split)
     emissions = open_features(out / "transcripts/gan_viterbi/valid.emissions")
     assert len(emissions) == rows["valid"]
+    rounds = [json.loads((out / f"selftrain/ctc/iter{r}/round.json").read_text())
+              for r in (1, 2)]
+    assert [r["round"] for r in rounds] == [1, 2]
+    best = rounds[-1]["best_round"]
+    final = (out / "transcripts/selftrained/valid.txt").read_text()
+    source = (out / f"selftrain/ctc/iter{best}/transcripts/valid.txt" if best
+              else out / "transcripts/hmm/valid.txt")
+    assert final == source.read_text()
     with open(out / "scores.tsv") as f:
         scores = list(csv.DictReader(f, delimiter="\t"))
+    per_stages = (*stages, "ctc_iter1", "ctc_iter2")
     assert {(r["stage"], r["split"], r["metric"]) for r in scores} == {
-        (stage, split, "per") for stage in stages for split in splits}
+        *((stage, split, "per") for stage in per_stages for split in splits),
+        *(("gan_wfst", split, "wer") for split in splits)}
     assert all(0 <= float(r["rate"]) for r in scores)
     assert planned_jobs(tmp_path) == {}
 

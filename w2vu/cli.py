@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from w2vu.errors import W2vuError
+from w2vu.io.atomic import atomic_path
 from w2vu.logs import setup_logging
 
 log = logging.getLogger("w2vu")
@@ -405,6 +406,42 @@ def cmd_import_kaldi(a: argparse.Namespace) -> None:
              report.from_kaldi, report.missing)
 
 
+def cmd_ctc_train(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.ctc_train import CtcConfig, train_ctc
+
+    config = CtcConfig(max_epochs=a.max_epochs, max_updates=a.max_updates)
+    train_ctc(a.features, a.labels, a.dictionary, a.out_dir, config, a.seed, a.device,
+              threads=a.threads)
+
+
+def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.ctc_train import transcribe_ctc
+
+    hyps = transcribe_ctc(a.model, a.features, a.dictionary, a.out, device=a.device,
+                          threads=a.threads)
+    log.info("ctc-transcribe: %d utterances to %s", len(hyps), a.out)
+
+
+def cmd_ctc_judge(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.ctc_rounds import judge_round
+
+    decision = judge_round(a.round, a.labels, a.transcripts, a.lm, a.out, a.previous)
+    log.info("ctc round %d: score %.4f (ppl %.2f, error %.4f): %s; best round so far %s",
+             a.round, decision.score, decision.lm_ppl, decision.error_rate,
+             "kept" if decision.keep else "rejected", decision.best_round)
+
+
+def cmd_ctc_best(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.ctc_rounds import read_decision
+
+    best = read_decision(a.decision).best_round
+    source = (a.fallback if best is None
+              else a.rounds_dir / f"iter{best}" / "transcripts" / f"{a.split}.txt")
+    with atomic_path(a.out) as tmp:
+        shutil.copyfile(source, tmp)
+    log.info("ctc-best: %s from %s", a.out, source)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their arguments."""
     parser = argparse.ArgumentParser(prog="w2vu", description=__doc__.splitlines()[0])
@@ -771,6 +808,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, type=Path, help="Kaldi text (utt%%010d ids)")
     p.add_argument("--features", required=True, help="the exported split's feature prefix")
     p.add_argument("--dictionary", type=Path, help="dict.phn.txt: check every phone")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = command("ctc-train", cmd_ctc_train,
+                "train a CTC phone recogniser on pseudo-labels (resumes from checkpoint_last.pt)")
+    p.add_argument("--features", required=True, help="train feature prefix")
+    p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--max-epochs", type=int, default=30)
+    p.add_argument("--max-updates", type=int, default=0, help="0: no limit of this kind")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    threads(p)
+
+    p = command("ctc-transcribe", cmd_ctc_transcribe, "greedy CTC transcripts of a split")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--features", required=True)
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--device", default="auto")
+    threads(p)
+
+    p = command("ctc-judge", cmd_ctc_judge,
+                "keep a self-training round only when the unsupervised score improves")
+    p.add_argument("--round", required=True, type=int)
+    p.add_argument("--labels", required=True, type=Path, help="the labels the round trained on")
+    p.add_argument("--transcripts", required=True, type=Path, help="its output on that split")
+    p.add_argument("--lm", required=True, type=Path, help="phone LM (ARPA)")
+    p.add_argument("--previous", type=Path, help="the previous round's decision")
+    p.add_argument("--out", required=True, type=Path, help="round.json")
+
+    p = command("ctc-best", cmd_ctc_best, "the transcripts of the best kept round so far")
+    p.add_argument("--decision", required=True, type=Path, help="the last round's round.json")
+    p.add_argument("--rounds-dir", required=True, type=Path,
+                   help="folder of iter{N}/transcripts/")
+    p.add_argument("--split", required=True)
+    p.add_argument("--fallback", required=True, type=Path, help="used when no round was kept")
     p.add_argument("--out", required=True, type=Path)
 
     p = command("score", cmd_score, "PER/WER of every stage and split into scores.tsv")

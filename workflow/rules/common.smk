@@ -458,6 +458,31 @@ def selftrain_features(lang, split):
     return f"results/{lang}/features/layer/{split}"
 
 
+CTC_ROUNDS = config["selftrain"]["ctc_iterations"]
+
+
+wildcard_constraints:
+    ctc_round=r"[1-9][0-9]*",
+
+
+def ctc_round_dir(lang, ctc_round):
+    return f"results/{lang}/selftrain/ctc/iter{ctc_round}"
+
+
+def ctc_labels(lang, ctc_round):
+    """What a CTC round learns from: the HMM's train transcripts, then the best kept round's."""
+    if ctc_round == 1:
+        return transcript(lang, "hmm", TRAIN)
+    return f"{ctc_round_dir(lang, ctc_round)}/labels.txt"
+
+
+def ctc_stages(lang):
+    """(stage, split -> transcript) of every CTC round and of the final self-trained output."""
+    stages = [(f"ctc_iter{r}", lambda split, r=r: f"{ctc_round_dir(lang, r)}/transcripts/{split}.txt")
+              for r in range(1, CTC_ROUNDS + 1)]
+    return stages + [("selftrained", lambda split: transcript(lang, "selftrained", split))]
+
+
 # Stages scored against the phone references; baselines and probes bracket the GAN's PER.
 BASELINE_STAGES = ("baseline_frequent_phone", "baseline_random_generator")
 
@@ -473,6 +498,8 @@ def score_rows(lang):
         phn = f"results/{lang}/manifest/{split}.phn"
         for stage in ("gan_viterbi", *BASELINE_STAGES, *probe_stages(), "hmm"):
             rows.append((stage, split, "per", transcript(lang, stage, split), phn))
+        for stage, path in ctc_stages(lang):
+            rows.append((stage, split, "per", path(split), phn))
         rows.append(("gan_wfst", split, "wer", transcript(lang, "gan_wfst", split),
                      f"results/{lang}/manifest/{split}.wrd"))
     return rows
@@ -489,7 +516,7 @@ def score_args(wildcards):
 def gan_transcript_targets(lang):
     """GAN transcripts of every split, and the scores table when references exist."""
     targets = [transcript(lang, stage, split) for split in split_names(lang)
-               for stage in ("gan_viterbi", "gan_wfst", "hmm")]
+               for stage in ("gan_viterbi", "gan_wfst", "hmm", "selftrained")]
     if has_references(lang):
         targets.append(f"results/{lang}/scores.tsv")
     return targets

@@ -125,3 +125,117 @@ rule hmm_decode:
     shell:
         "python -m w2vu hmm-decode --model {input.model:q} --tuning {input.tuning:q}"
         " --features {params.features:q} --lm {input.lm:q} --out {output:q} > {log:q} 2>&1"
+
+
+# CTC self-training rounds (reference §4.2 with a small transformer on the same features): round 1
+# learns from the HMM's train transcripts; each round transcribes every split and is kept only
+# when the unsupervised score improves; the next round learns from the best kept round's labels.
+rule ctc_labels:
+    input:
+        decision=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round) - 1)}/round.json",
+        transcripts=lambda w: [f"{ctc_round_dir(w.lang, r)}/transcripts/{TRAIN}.txt"
+                               for r in range(1, int(w.ctc_round))],
+        fallback=lambda w: transcript(w.lang, "hmm", TRAIN),
+    output:
+        "results/{lang}/selftrain/ctc/iter{ctc_round}/labels.txt",
+    params:
+        rounds_dir=lambda w: f"results/{w.lang}/selftrain/ctc",
+    log:
+        "logs/{lang}/ctc_labels/iter{ctc_round}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu ctc-best --decision {input.decision:q} --rounds-dir {params.rounds_dir:q}"
+        f" --split {TRAIN} --fallback {{input.fallback:q}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+rule ctc_train:
+    input:
+        features=lambda w: selftrain_features(w.lang, TRAIN) + ".npy",
+        labels=lambda w: ctc_labels(w.lang, int(w.ctc_round)),
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        "results/{lang}/selftrain/ctc/iter{ctc_round}/model.pt",
+    params:
+        features=lambda w: selftrain_features(w.lang, TRAIN),
+        out_dir=subpath(output[0], parent=True),
+        max_epochs=config["selftrain"]["ctc_max_epochs"],
+        max_updates=config["selftrain"]["ctc_max_updates"],
+        seed=config["selftrain"]["seed"],
+        device=config["selftrain"]["device"],
+    threads: 2
+    resources:
+        gpu=1 if config["selftrain"]["gpu"] else 0,
+    log:
+        "logs/{lang}/ctc_train/iter{ctc_round}.log",
+    benchmark:
+        "benchmarks/{lang}/ctc_train/iter{ctc_round}.tsv"
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu ctc-train --features {params.features:q} --labels {input.labels:q}"
+        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q}"
+        " --max-epochs {params.max_epochs} --max-updates {params.max_updates} --seed {params.seed}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+rule ctc_transcribe:
+    input:
+        model="results/{lang}/selftrain/ctc/iter{ctc_round}/model.pt",
+        features=lambda w: selftrain_features(w.lang, w.split) + ".npy",
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+    output:
+        "results/{lang}/selftrain/ctc/iter{ctc_round}/transcripts/{split}.txt",
+    params:
+        features=lambda w: selftrain_features(w.lang, w.split),
+        device=config["selftrain"]["device"],
+    threads: 2
+    log:
+        "logs/{lang}/ctc_transcribe/iter{ctc_round}/{split}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu ctc-transcribe --model {input.model:q} --features {params.features:q}"
+        " --dictionary {input.dictionary:q} --out {output:q} --device {params.device}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule ctc_judge:
+    input:
+        labels=lambda w: ctc_labels(w.lang, int(w.ctc_round)),
+        transcripts=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round))}/transcripts/{TRAIN}.txt",
+        lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
+        previous=lambda w: ([f"{ctc_round_dir(w.lang, int(w.ctc_round) - 1)}/round.json"]
+                            if int(w.ctc_round) > 1 else []),
+    output:
+        "results/{lang}/selftrain/ctc/iter{ctc_round}/round.json",
+    params:
+        previous=lambda w, input: f"--previous {input.previous[0]}" if input.previous else "",
+    log:
+        "logs/{lang}/ctc_judge/iter{ctc_round}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu ctc-judge --round {wildcards.ctc_round} --labels {input.labels:q}"
+        " --transcripts {input.transcripts:q} --lm {input.lm:q} {params.previous}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+# The final self-trained transcripts: the best kept round's (the HMM's when no round was kept).
+rule ctc_final:
+    input:
+        decision=lambda w: f"{ctc_round_dir(w.lang, CTC_ROUNDS)}/round.json",
+        transcripts=lambda w: [f"{ctc_round_dir(w.lang, r)}/transcripts/{w.split}.txt"
+                               for r in range(1, CTC_ROUNDS + 1)],
+        fallback="results/{lang}/transcripts/hmm/{split}.txt",
+    output:
+        "results/{lang}/transcripts/selftrained/{split}.txt",
+    params:
+        rounds_dir=lambda w: f"results/{w.lang}/selftrain/ctc",
+    log:
+        "logs/{lang}/ctc_final/{split}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu ctc-best --decision {input.decision:q} --rounds-dir {params.rounds_dir:q}"
+        " --split {wildcards.split} --fallback {input.fallback:q} --out {output:q} > {log:q} 2>&1"
