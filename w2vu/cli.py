@@ -415,11 +415,23 @@ def cmd_ctc_train(a: argparse.Namespace) -> None:
 
 
 def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
+    import tempfile
+
+    from w2vu.decode.wfst import decode_split
+    from w2vu.selftrain.ctc_rounds import LM_DECODE
     from w2vu.selftrain.ctc_train import transcribe_ctc
 
-    hyps = transcribe_ctc(a.model, a.features, a.dictionary, a.out, device=a.device,
-                          threads=a.threads)
-    log.info("ctc-transcribe: %d utterances to %s", len(hyps), a.out)
+    if a.graph_dir is None:
+        hyps = transcribe_ctc(a.model, a.features, a.dictionary, a.out, device=a.device,
+                              threads=a.threads)
+    else:  # the phone LM removes what the greedy output of a little data gets wrong
+        with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
+            emissions = Path(tmp) / "emissions"
+            transcribe_ctc(a.model, a.features, a.dictionary, Path(tmp) / "greedy.txt",
+                           emissions_prefix=emissions, device=a.device, threads=a.threads)
+            hyps = decode_split(emissions, a.graph_dir, a.out, LM_DECODE, a.threads)
+    log.info("ctc-transcribe: %d utterances to %s%s", len(hyps), a.out,
+             "" if a.graph_dir is None else f" (LM-decoded over {a.graph_dir})")
 
 
 def cmd_ctc_judge(a: argparse.Namespace) -> None:
@@ -816,14 +828,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
     p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
     p.add_argument("--out-dir", required=True, type=Path)
-    p.add_argument("--max-epochs", type=int, default=30)
+    p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--max-updates", type=int, default=0, help="0: no limit of this kind")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto")
     threads(p)
 
-    p = command("ctc-transcribe", cmd_ctc_transcribe, "greedy CTC transcripts of a split")
+    p = command("ctc-transcribe", cmd_ctc_transcribe, "CTC transcripts of a split")
     p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--graph-dir", type=Path,
+                   help="a phone HLG folder: decode with the phone LM instead of greedily")
     p.add_argument("--features", required=True)
     p.add_argument("--dictionary", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)

@@ -184,10 +184,13 @@ rule ctc_transcribe:
         model="results/{lang}/selftrain/ctc/iter{ctc_round}/model.pt",
         features=lambda w: selftrain_features(w.lang, w.split) + ".npy",
         dictionary="results/{lang}/text/phones/dict.phn.txt",
+        graph=lambda w: ([f"results/{w.lang}/text/fst/phn_to_phn_sil/HLG.fst"]
+                         if config["selftrain"]["ctc_lm_decode"] else []),
     output:
         "results/{lang}/selftrain/ctc/iter{ctc_round}/transcripts/{split}.txt",
     params:
         features=lambda w: selftrain_features(w.lang, w.split),
+        graph=lambda w, input: f"--graph-dir {Path(input.graph[0]).parent}" if input.graph else "",
         device=config["selftrain"]["device"],
     threads: 2
     log:
@@ -196,7 +199,7 @@ rule ctc_transcribe:
         "../../envs/kaldi.yaml"
     shell:
         "python -m w2vu ctc-transcribe --model {input.model:q} --features {params.features:q}"
-        " --dictionary {input.dictionary:q} --out {output:q} --device {params.device}"
+        " --dictionary {input.dictionary:q} {params.graph} --out {output:q} --device {params.device}"
         " --threads {threads} > {log:q} 2>&1"
 
 
