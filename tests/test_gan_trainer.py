@@ -213,6 +213,17 @@ def test_resume_refuses_other_settings(data: TrainPaths, tmp_path: Path) -> None
         train(_config(max_updates=4, seed=4), data, tmp_path)
 
 
+def test_workflow_restarts_a_run_whose_settings_changed(data: TrainPaths, tmp_path: Path) -> None:
+    """A rerun after a settings change (as Snakemake does) starts over instead of resuming."""
+    train(_config(max_updates=2), data, tmp_path / "a")
+    train(_config(max_updates=4, seed=4), data, tmp_path / "a", restart_on_change=True)
+    train(_config(max_updates=4, seed=4), data, tmp_path / "b")
+    for name in (CHECKPOINT_LAST, CHECKPOINT_BEST):
+        a = torch.load(tmp_path / "a" / name, weights_only=True)["model"]
+        b = torch.load(tmp_path / "b" / name, weights_only=True)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
 def test_variant2_with_km_targets(data: TrainPaths, tmp_path: Path) -> None:
     train(_config(variant=2, max_updates=4, validate_every=2), data, tmp_path)
     ckpt = torch.load(tmp_path / CHECKPOINT_BEST, weights_only=True)

@@ -244,7 +244,7 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
                        a.km)
     write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed,
                                **{k: getattr(weights, k) for k in chosen}})
-    train(config, paths, a.out_dir)
+    train(config, paths, a.out_dir, restart_on_change=True)
 
 
 def cmd_gan_select(a: argparse.Namespace) -> None:
@@ -411,7 +411,7 @@ def cmd_ctc_train(a: argparse.Namespace) -> None:
 
     config = CtcConfig(max_epochs=a.max_epochs, max_updates=a.max_updates)
     train_ctc(a.features, a.labels, a.dictionary, a.out_dir, config, a.seed, a.device,
-              threads=a.threads)
+              threads=a.threads, restart_on_change=True)
 
 
 def cmd_ctc_transcribe(a: argparse.Namespace) -> None:

@@ -57,6 +57,7 @@ from w2vu.gan.models import (
 )
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, open_features
+from w2vu.io.rolling import discard_if_other_run
 from w2vu.text.ngram import ArpaModel
 
 log = logging.getLogger(__name__)
@@ -488,11 +489,13 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
-          checkpoint_dir: str | os.PathLike | None = None) -> dict[str, float]:
+          checkpoint_dir: str | os.PathLike | None = None,
+          restart_on_change: bool = False) -> dict[str, float]:
     """Train (or resume) one GAN run; returns the best validation metrics.
 
     Declared outputs: ``out_dir/best.pt`` and ``out_dir/metrics.tsv``. ``checkpoint_last.pt``
-    goes to ``checkpoint_dir`` (default ``out_dir``) and is resumed from when present.
+    goes to ``checkpoint_dir`` (default ``out_dir``) and is resumed from when present; one written
+    with other settings is refused, or with ``restart_on_change`` discarded (the workflow).
     """
     out = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out
@@ -509,6 +512,8 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
     model = build_model(config, len(dictionary), batches.features.dim).to(device)
     optimizers = build_optimizers(model, config)
     last_path = ckpt_dir / CHECKPOINT_LAST
+    if restart_on_change:
+        discard_if_other_run(last_path, config.trajectory())
     state = RunState()
     if last_path.exists():
         state = load_last(last_path, model, optimizers, config, model_rng)

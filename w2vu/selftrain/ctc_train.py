@@ -54,6 +54,7 @@ from w2vu.gan.trainer import (
 )
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, FeatureWriter, open_features
+from w2vu.io.rolling import discard_if_other_run
 from w2vu.selftrain.ctc_model import (
     BLANK_INDEX,
     CtcEncoder,
@@ -451,7 +452,8 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
               valid_features: str | os.PathLike | None = None,
               valid_labels: str | os.PathLike | None = None,
               checkpoint_dir: str | os.PathLike | None = None,
-              stop_after: int | None = None, threads: int | None = None) -> Path | None:
+              stop_after: int | None = None, threads: int | None = None,
+              restart_on_change: bool = False) -> Path | None:
     """Train (or resume) a CTC phone recogniser on pseudo-labels; return ``out_dir/model.pt``.
 
     Without ``valid_features``/``valid_labels``, ``valid_fraction`` of the labelled utterances
@@ -497,6 +499,8 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
                   "train": [int(v) for v in train_set.indices[:1000]], "size": len(train_set),
                   "frames": int(train_set.lengths.sum())}
     last = ckpt_dir / CHECKPOINT_LAST
+    if restart_on_change:
+        discard_if_other_run(last, trajectory)
     state = RunState()
     if last.exists():
         state = load_last(last, model, optimizer, trajectory, generator)
