@@ -447,7 +447,7 @@ def cmd_ctc_best(a: argparse.Namespace) -> None:
     from w2vu.selftrain.ctc_rounds import read_decision
 
     best = read_decision(a.decision).best_round
-    source = (a.fallback if best is None
+    source = (a.fallback if not best  # none kept, or round 0: the input stage's output
               else a.rounds_dir / f"iter{best}" / "transcripts" / f"{a.split}.txt")
     with atomic_path(a.out) as tmp:
         shutil.copyfile(source, tmp)
@@ -846,8 +846,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ctc-judge", cmd_ctc_judge,
                 "keep a self-training round only when the unsupervised score improves")
-    p.add_argument("--round", required=True, type=int)
-    p.add_argument("--labels", required=True, type=Path, help="the labels the round trained on")
+    p.add_argument("--round", required=True, type=int, help="0: score the input stage's output")
+    p.add_argument("--labels", required=True, type=Path,
+                   help="pseudo-labels the error is measured against")
     p.add_argument("--transcripts", required=True, type=Path, help="its output on that split")
     p.add_argument("--lm", required=True, type=Path, help="phone LM (ARPA)")
     p.add_argument("--previous", type=Path, help="the previous round's decision")
@@ -858,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds-dir", required=True, type=Path,
                    help="folder of iter{N}/transcripts/")
     p.add_argument("--split", required=True)
-    p.add_argument("--fallback", required=True, type=Path, help="used when no round was kept")
+    p.add_argument("--fallback", required=True, type=Path,
+                   help="the input stage's transcripts: used when no CTC round was kept")
     p.add_argument("--out", required=True, type=Path)
 
     p = command("score", cmd_score, "PER/WER of every stage and split into scores.tsv")

@@ -161,7 +161,8 @@ rule ctc_train:
         out_dir=subpath(output[0], parent=True),
         max_epochs=config["selftrain"]["ctc_max_epochs"],
         max_updates=config["selftrain"]["ctc_max_updates"],
-        seed=config["selftrain"]["seed"],
+        # a new seed per round: a round that starts again from rejected labels must not repeat
+        seed=lambda w: config["selftrain"]["seed"] + int(w.ctc_round) - 1,
         device=config["selftrain"]["device"],
     threads: 2
     resources:
@@ -203,24 +204,40 @@ rule ctc_transcribe:
         " --threads {threads} > {log:q} 2>&1"
 
 
+# Every candidate is scored as the reference scores its HMM stages (§4.1 step 4): ln(phone-LM
+# perplexity) x error rate against the GAN's pseudo-labels, on the train split. "Round 0" is the
+# HMM's output, so a CTC round is kept only when it beats the HMM and every kept round before it.
+rule ctc_baseline:
+    input:
+        labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
+        transcripts=lambda w: transcript(w.lang, "hmm", TRAIN),
+        lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
+    output:
+        "results/{lang}/selftrain/ctc/iter0/round.json",
+    log:
+        "logs/{lang}/ctc_judge/iter0.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu ctc-judge --round 0 --labels {input.labels:q}"
+        " --transcripts {input.transcripts:q} --lm {input.lm:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule ctc_judge:
     input:
-        labels=lambda w: ctc_labels(w.lang, int(w.ctc_round)),
+        labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
         transcripts=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round))}/transcripts/{TRAIN}.txt",
         lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
-        previous=lambda w: ([f"{ctc_round_dir(w.lang, int(w.ctc_round) - 1)}/round.json"]
-                            if int(w.ctc_round) > 1 else []),
+        previous=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round) - 1)}/round.json",
     output:
         "results/{lang}/selftrain/ctc/iter{ctc_round}/round.json",
-    params:
-        previous=lambda w, input: f"--previous {input.previous[0]}" if input.previous else "",
     log:
         "logs/{lang}/ctc_judge/iter{ctc_round}.log",
     conda:
         "../../envs/kaldi.yaml"
     shell:
         "python -m w2vu ctc-judge --round {wildcards.ctc_round} --labels {input.labels:q}"
-        " --transcripts {input.transcripts:q} --lm {input.lm:q} {params.previous}"
+        " --transcripts {input.transcripts:q} --lm {input.lm:q} --previous {input.previous:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
