@@ -1,13 +1,17 @@
 """A small espeak-ng corpus with phone references and MFCC features, for self-training tests.
 
-The utterances come from the demo corpus builder (several voices, silences between phrases), are
-resampled to 16 kHz and turned into 50 Hz MFCC (78-d, the demo's GAN-input features). The phone
-references are espeak's, so they match the audio; `w2vu.selftrain.corrupt` turns them into
-pseudo-labels of a known error rate.
+The utterances come from the demo corpus builder (several voices, silences between phrases), run
+through the CLI in its own process: espeak-ng keeps global state, and a second synthesiser in the
+test process crashes the session's (conftest's `synth`). They are resampled to 16 kHz and turned
+into 50 Hz MFCC (78-d, the demo's GAN-input features). The phone references are espeak's, so
+they match the audio; `w2vu.selftrain.corrupt` turns them into pseudo-labels of a known error
+rate.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +19,6 @@ from pathlib import Path
 import soundfile as sf
 
 from w2vu.audio.convert import to_mono_16k
-from w2vu.demo.corpus import CorpusSettings, build_demo_corpus
 from w2vu.features.mfcc import MfccBackbone
 from w2vu.io.features import write_features
 from w2vu.io.tables import read_table
@@ -40,7 +43,9 @@ def build_phone_corpus(out_dir: Path, minutes: float, seed: int = 0) -> PhoneCor
     """Synthesise about ``minutes`` of speech and write features, references and dictionary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table, text = out_dir / "audio.tsv", out_dir / "text.txt"
-    build_demo_corpus(out_dir / "wav", table, text, CorpusSettings(minutes=minutes, seed=seed))
+    subprocess.run([sys.executable, "-m", "w2vu", "demo-corpus", "--out-dir", str(out_dir / "wav"),
+                    "--out-table", str(table), "--out-text", str(text), "--minutes", str(minutes),
+                    "--seed", str(seed)], check=True, capture_output=True, timeout=600)
     rows = read_table(table)
     backbone = MfccBackbone(stack=2)
 
