@@ -224,8 +224,9 @@ def test_features_from_hf_folder_and_fairseq_checkpoint(tmp_path, synth):
     features = {"backbone": "hf model", "layer": 2, "clusters": 8, "km_clusters": 4}
     write_config(workdir, language, features=features)
     layer = workdir / "results/tiny/features/layer"
-    snakemake(workdir, *(str(layer / f"precompute_pca32_cls8_mean_pooled/{split}.npy")
-                         for split in ("train", "valid")), str(layer / "train.km"))
+    targets = [f"results/tiny/features/layer/precompute_pca32_cls8_mean_pooled/{split}.npy"
+               for split in ("train", "valid")]
+    snakemake(workdir, *targets, "results/tiny/features/layer/train.km")
     for split in ("train", "valid"):
         rows = len(read_manifest(workdir / f"results/tiny/manifest/{split}.tsv").rows)
         feats = open_features(layer / split)
