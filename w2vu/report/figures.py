@@ -28,6 +28,7 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.features import iter_unit_lines
 from w2vu.io.manifest import read_manifest, read_vads
 from w2vu.io.tables import read_table
 
@@ -182,21 +183,11 @@ def cluster_counts(src: str | os.PathLike, clusters: int) -> np.ndarray:
     """How many frames of a `.src` file (one line of cluster ids per utterance) fall in each
     cluster."""
     counts = np.zeros(clusters, dtype=np.int64)
-    path = Path(src)
-    try:
-        handle = open(path, encoding="ascii")
-    except FileNotFoundError:
-        raise W2vuError(f"{path}: unit file not found; rerun the cluster assignment") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                ids = np.array(line.split(), dtype=np.int64)
-            except ValueError:
-                raise W2vuError(f"{path}:{number}: expected space-separated integer ids") from None
-            if ids.size and (ids.min() < 0 or ids.max() >= clusters):
-                raise W2vuError(f"{path}:{number}: cluster id outside 0..{clusters - 1}; the "
-                                "file was made with another number of clusters")
-            counts += np.bincount(ids, minlength=clusters)
+    for number, ids in enumerate(iter_unit_lines(src), start=1):
+        if ids.size and (ids.min() < 0 or ids.max() >= clusters):
+            raise W2vuError(f"{src}:{number}: cluster id outside 0..{clusters - 1}; the "
+                            "file was made with another number of clusters")
+        counts += np.bincount(ids, minlength=clusters)
     return counts
 
 
