@@ -38,6 +38,7 @@ import json, resource, sys, time
 import numpy as np, torch
 from w2vu.gan.data import load_phone_dictionary
 from w2vu.gan.trainer import resolve_device, seed_everything
+from w2vu.io.features import open_features
 from w2vu.selftrain.ctc_model import CtcModelConfig
 from w2vu.selftrain.ctc_train import (CtcConfig, bucket_batches, build_ctc_model,
     build_optimizer, collate, open_labelled, train_step)
@@ -47,11 +48,12 @@ torch.set_num_threads(s["threads"])
 device = resolve_device(s["device"])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 phones = load_phone_dictionary(dictionary)
-data = open_labelled(prefix, labels, phones, dictionary)
+features = open_features(prefix)
 config = CtcConfig(model=CtcModelConfig(**s["model"]), max_frames=s["max_frames"],
                    max_batch=s["max_batch"], bf16=s["bf16"])
 gen = seed_everything(1)
-model = build_ctc_model(config, data.features, len(phones)).to(device)
+model = build_ctc_model(config, features, len(phones)).to(device)
+data = open_labelled(features, prefix, labels, phones, dictionary, model.output_lengths)
 opt = build_optimizer(model, config)
 rng = np.random.default_rng(0)
 if mode == "bucketed":

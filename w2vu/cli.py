@@ -409,9 +409,28 @@ def cmd_import_kaldi(a: argparse.Namespace) -> None:
 def cmd_ctc_train(a: argparse.Namespace) -> None:
     from w2vu.selftrain.ctc_train import CtcConfig, train_ctc
 
-    config = CtcConfig(max_epochs=a.max_epochs, max_updates=a.max_updates)
-    train_ctc(a.features, a.labels, a.dictionary, a.out_dir, config, a.seed, a.device,
-              threads=a.threads, restart_on_change=True)
+    if a.init is None:
+        if a.features is None:
+            raise W2vuError("ctc-train: the small CTC model reads --features; --manifest (the "
+                            "audio) is for fine-tuning a backbone given with --init")
+        config = CtcConfig(max_epochs=a.max_epochs, max_updates=a.max_updates,
+                           **({"lr": a.lr} if a.lr else {}))
+        train_ctc(a.features, a.labels, a.dictionary, a.out_dir, config, a.seed, a.device,
+                  threads=a.threads, restart_on_change=True)
+        return
+    from w2vu.audio import SAMPLE_RATE
+    from w2vu.selftrain.ctc_finetune import finetune_config, finetune_ctc
+
+    if a.manifest is None:
+        raise W2vuError("ctc-train --init fine-tunes the backbone on the audio: pass the "
+                        "split's --manifest instead of --features")
+    overrides = {"lr": a.lr} if a.lr else {}
+    if a.batch_seconds:
+        overrides["max_frames"] = int(a.batch_seconds * SAMPLE_RATE)
+    config = finetune_config(max_epochs=a.max_epochs, max_updates=a.max_updates, bf16=a.bf16,
+                             **overrides)
+    finetune_ctc(a.manifest, a.labels, a.dictionary, a.init, a.out_dir, config, seed=a.seed,
+                 device=a.device, threads=a.threads, restart_on_change=True)
 
 
 def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
@@ -421,13 +440,19 @@ def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
     from w2vu.selftrain.ctc_rounds import LM_DECODE
     from w2vu.selftrain.ctc_train import transcribe_ctc
 
+    if a.manifest is not None:
+        from w2vu.selftrain.ctc_finetune import ManifestAudio
+
+        source = ManifestAudio(a.manifest)
+    else:
+        source = a.features
     if a.graph_dir is None:
-        hyps = transcribe_ctc(a.model, a.features, a.dictionary, a.out, device=a.device,
+        hyps = transcribe_ctc(a.model, source, a.dictionary, a.out, device=a.device,
                               threads=a.threads)
     else:  # the phone LM removes what the greedy output of a little data gets wrong
         with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
             emissions = Path(tmp) / "emissions"
-            transcribe_ctc(a.model, a.features, a.dictionary, Path(tmp) / "greedy.txt",
+            transcribe_ctc(a.model, source, a.dictionary, Path(tmp) / "greedy.txt",
                            emissions_prefix=emissions, device=a.device, threads=a.threads)
             hyps = decode_split(emissions, a.graph_dir, a.out, LM_DECODE, a.threads)
     log.info("ctc-transcribe: %d utterances to %s%s", len(hyps), a.out,
@@ -823,13 +848,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
 
     p = command("ctc-train", cmd_ctc_train,
-                "train a CTC phone recogniser on pseudo-labels (resumes from checkpoint_last.pt)")
-    p.add_argument("--features", required=True, help="train feature prefix")
+                "train a CTC phone recogniser on pseudo-labels (resumes from checkpoint_last.pt):"
+                " the small encoder on --features, or the backbone --init fine-tuned on the "
+                "audio of --manifest")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--features", help="train feature prefix (the small encoder)")
+    source.add_argument("--manifest", type=Path, help="train manifest (fine-tuning, with --init)")
+    p.add_argument("--init", type=Path,
+                   help="a HF folder or fairseq .pt: fine-tune this backbone with CTC")
     p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
     p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
     p.add_argument("--out-dir", required=True, type=Path)
-    p.add_argument("--max-epochs", type=int, default=100)
+    p.add_argument("--max-epochs", type=int, default=100, help="0: no limit of this kind")
     p.add_argument("--max-updates", type=int, default=0, help="0: no limit of this kind")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 3e-3, fine-tuning 3e-5)")
+    p.add_argument("--batch-seconds", type=float,
+                   help="fine-tuning: padded audio a batch (default 50, the reference's 800k)")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="fine-tuning: bf16 autocast on CUDA")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto")
     threads(p)
@@ -838,7 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, type=Path)
     p.add_argument("--graph-dir", type=Path,
                    help="a phone HLG folder: decode with the phone LM instead of greedily")
-    p.add_argument("--features", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--features", help="feature prefix (the small encoder)")
+    source.add_argument("--manifest", type=Path, help="the split's manifest (a fine-tuned model)")
     p.add_argument("--dictionary", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--device", default="auto")

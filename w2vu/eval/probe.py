@@ -20,6 +20,7 @@ from w2vu.eval.score import PHONE_DROP, Score, read_lines, score_lines
 from w2vu.gan.data import NUM_SPECIALS, PhoneDictionary, load_phone_dictionary, pad_features
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, open_features
+from w2vu.selftrain.ctc_train import ctc_steps
 
 BLANK = 0  # fairseq "<s>" doubles as the CTC blank, as in the reference's CTC setups
 
@@ -29,11 +30,6 @@ def _targets(refs: list[list[str]], dictionary: PhoneDictionary) -> list[np.ndar
     index = dictionary.index
     return [np.array([index[p] for p in ref if p not in PHONE_DROP and p in index],
                      dtype=np.int64) for ref in refs]
-
-
-def ctc_min_frames(target: np.ndarray) -> int:
-    """Frames CTC needs for a target: one per label plus a blank between repeated labels."""
-    return len(target) + int(np.count_nonzero(target[1:] == target[:-1]))
 
 
 def _aligned_refs(features: Features, phn: str | os.PathLike,
@@ -57,7 +53,7 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
     phones = load_phone_dictionary(dictionary)
     targets = _targets(_aligned_refs(features, phn, features_prefix), phones)
     usable = np.array([i for i, t in enumerate(targets)
-                       if len(t) and features.lengths[i] >= ctc_min_frames(t)], dtype=np.int64)
+                       if len(t) and features.lengths[i] >= ctc_steps(t)], dtype=np.int64)
     if not len(usable):
         raise W2vuError(f"{phn}: no utterance has both phones and enough frames for CTC; "
                         "check that it matches the features of the train split")

@@ -261,8 +261,9 @@ def read_do_normalize(folder: Path) -> bool:
         raise W2vuError(f"{path}: not valid JSON ({e}); fix or delete it") from e
 
 
-def load_hf_folder(folder: str | os.PathLike, layer: int) -> PreTrainedModel:
-    """The first layer+1 blocks of a local Hugging Face SSL model, in float32 (offline only)."""
+def load_hf_folder(folder: str | os.PathLike, layer: int | None) -> PreTrainedModel:
+    """The first layer+1 blocks (all of them with ``layer=None``) of a local Hugging Face SSL
+    model, in float32 (offline only)."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise W2vuError(f"{folder}: no config.json; pass a Hugging Face model folder or a "
@@ -274,8 +275,9 @@ def load_hf_folder(folder: str | os.PathLike, layer: int) -> PreTrainedModel:
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise W2vuError(f"{folder}: model type '{config.model_type}' is not supported; use "
                             f"one of {', '.join(SUPPORTED_MODEL_TYPES)}")
-        check_layer(layer, int(config.num_hidden_layers), str(folder))
-        config.num_hidden_layers = int(layer) + 1  # later blocks are neither loaded nor run
+        if layer is not None:
+            check_layer(layer, int(config.num_hidden_layers), str(folder))
+            config.num_hidden_layers = int(layer) + 1  # later blocks are neither loaded nor run
         try:
             model, info = AutoModel.from_pretrained(folder, config=config, local_files_only=True,
                                                     dtype=torch.float32, output_loading_info=True)
@@ -289,6 +291,24 @@ def load_hf_folder(folder: str | os.PathLike, layer: int) -> PreTrainedModel:
     return model
 
 
+def load_ssl_model(path: str | os.PathLike, layer: int | None = None
+                   ) -> tuple[PreTrainedModel, bool]:
+    """A transformers SSL model from a HF folder or a fairseq ``.pt`` (every block with
+    ``layer=None``, as CTC fine-tuning needs), and whether its waveform input is normalised."""
+    path = Path(path)
+    if path.is_dir():
+        return load_hf_folder(path, layer), read_do_normalize(path)
+    if path.is_file():
+        from w2vu.features.checkpoint import load_fairseq_checkpoint
+
+        loaded = load_fairseq_checkpoint(path)
+        if layer is not None:
+            check_layer(layer, loaded.arch.encoder_layers, str(path))
+        return loaded.model, loaded.normalize
+    raise W2vuError(f"{path}: no such model; pass a Hugging Face model folder or a fairseq "
+                    "wav2vec 2.0 .pt file")
+
+
 def load_backbone(path: str | os.PathLike, layer: int, device: str | torch.device = "auto", *,
                   normalize: bool | None = None, bf16: bool = True, tf32: bool = True,
                   max_batch_samples: int | None = None) -> SslBackbone:
@@ -300,18 +320,7 @@ def load_backbone(path: str | os.PathLike, layer: int, device: str | torch.devic
     path = Path(path)
     options: dict[str, Any] = dict(device=device, bf16=bf16, tf32=tf32,
                                    max_batch_samples=max_batch_samples, source=str(path))
-    if path.is_dir():
-        model = load_hf_folder(path, layer)
-        default_norm = read_do_normalize(path)
-    elif path.is_file():
-        from w2vu.features.checkpoint import load_fairseq_checkpoint
-
-        loaded = load_fairseq_checkpoint(path)
-        check_layer(layer, loaded.arch.encoder_layers, str(path))
-        model, default_norm = loaded.model, loaded.normalize
-    else:
-        raise W2vuError(f"{path}: no such model; pass a Hugging Face model folder or a fairseq "
-                        "wav2vec 2.0 .pt file")
+    model, default_norm = load_ssl_model(path, layer)
     norm = default_norm if normalize is None else normalize
     backbone = SslBackbone(model, layer, norm, **options)
     log.info("backbone %s: layer %d of %s, dim %d, %.0f Hz, normalize=%s, device %s", path,

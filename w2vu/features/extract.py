@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from w2vu.audio import SAMPLE_RATE
+from w2vu.errors import W2vuError
 from w2vu.features.backbone import Backbone
 from w2vu.io.features import FeatureWriter
 from w2vu.io.manifest import read_manifest
@@ -126,7 +127,9 @@ def read_wave(path: str | os.PathLike) -> np.ndarray:
     """A 16 kHz mono file as float32."""
     wave, rate = sf.read(path, dtype="float32")
     if rate != SAMPLE_RATE or wave.ndim != 1:
-        raise RuntimeError(f"{path}: expected 16 kHz mono audio (the convert stage makes it)")
+        raise W2vuError(f"{path}: expected 16 kHz mono audio, got {rate} Hz with "
+                        f"{1 if wave.ndim == 1 else wave.shape[1]} channels; the manifests "
+                        "must list the convert stage's output")
     return wave
 
 

@@ -23,7 +23,7 @@ import torch
 from w2vu.errors import W2vuError
 from w2vu.gan.models import PAD_INDEX, output_vocabulary
 from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
-from w2vu.io.features import Features, iter_unit_lines, open_features
+from w2vu.io.features import Features, FrameSource, iter_unit_lines, open_features
 
 MIN_LENGTH = 3  # ExtractedFeaturesDataset(min_length=3)
 DEFAULT_BATCH_SIZE = 160
@@ -132,7 +132,8 @@ class Batch:
                      move(self.random_label), move(self.aux_target))
 
 
-def pad_features(features: Features, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_features(features: FrameSource, indices: Sequence[int]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-padded B×T×D float32 features and their padding mask (at least one frame wide)."""
     lengths = [int(features.lengths[i]) for i in indices]
     width = max(max(lengths, default=0), 1)

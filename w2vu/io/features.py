@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import numpy as np
 from npy_append_array import NpyAppendArray
@@ -171,6 +172,21 @@ def read_lengths(path: str | os.PathLike) -> np.ndarray:
                 raise W2vuError(f"{path}:{number}: expected a frame count >= 0, got {line!r}; "
                                 f"{_rerun_hint(path)}")
     return lengths
+
+
+class FrameSource(Protocol):
+    """Utterances as arrays of frames [T_i, D]: a feature split, or audio read as 1-d frames
+    (``w2vu.selftrain.ctc_finetune.ManifestAudio``); what batching and CTC training read."""
+
+    @property
+    def lengths(self) -> np.ndarray: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

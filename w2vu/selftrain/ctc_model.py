@@ -1,8 +1,10 @@
-"""A small transformer CTC phone recogniser on frame features (the self-training default).
+"""A small transformer CTC phone recogniser on frame features (the self-training default with
+MFCC), and :class:`CtcModule`, what every CTC model gives the trainer.
 
 The reference's last self-training stage fine-tunes the whole wav2vec 2.0 model with CTC (§4.2);
-that needs a GPU and the audio. The default here trains a small pre-LN transformer encoder on the
-50 Hz features the GAN already uses, which runs on a laptop CPU. On its own its greedy
+that needs a GPU and the audio (``w2vu.selftrain.ctc_finetune``, used when a backbone is
+configured). This model is a small pre-LN transformer encoder on the 50 Hz features the GAN
+already uses, which runs on a laptop CPU. On its own its greedy
 transcripts of a few minutes of speech are about as good as the noisy pseudo-labels it learned
 from; its emissions decoded with a phone LM (``w2vu.selftrain.ctc_rounds.lm_relabel``, the WFST
 decoder over a phone graph) are clearly better: 6 minutes with labels at 32% PER give 22% (greedy
@@ -27,6 +29,7 @@ same context as one decoded alone.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -87,7 +90,26 @@ class MaskConfig:
     channel_length: int = 8
 
 
-class CtcEncoder(nn.Module):
+class CtcModule(nn.Module, abc.ABC):
+    """What the CTC trainer and transcriber need from a model: ``forward(x [B, T, D],
+    padding_mask [B, T], mask, generator) -> (logits [B, T', V], output padding mask)``, the
+    output length of an input length, and a self-contained record to save."""
+
+    input_dim: int  # D of the frames it reads (1 for audio)
+    vocab_size: int
+    max_batch: int = 1 << 30  # utterances per inference batch (1 where padding changes output)
+    inference_frames: int = 40_000  # padded input frames per inference batch
+
+    @abc.abstractmethod
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Output steps for input lengths (0 where the input is too short)."""
+
+    @abc.abstractmethod
+    def record(self, vocabulary: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+        """What a model file holds: weights on CPU, what rebuilds the model, ``extra`` facts."""
+
+
+class CtcEncoder(CtcModule):
     """Frame features [B, T, D] → logits [B, T, V]; see the module docstring."""
 
     def __init__(self, config: CtcModelConfig, input_dim: int, vocab_size: int) -> None:
@@ -107,6 +129,16 @@ class CtcEncoder(nn.Module):
             for _ in range(config.layers))
         self.final_norm = nn.LayerNorm(config.dim)
         self.out_proj = nn.Linear(config.dim, vocab_size)
+
+    def record(self, vocabulary: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+        return {
+            "format": MODEL_FORMAT,
+            "model": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
+            "model_config": asdict(self.config),
+            "input_dim": self.input_dim,
+            "vocabulary": list(vocabulary),
+            **extra,
+        }
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store the training set's per-channel mean and standard deviation."""
@@ -215,17 +247,21 @@ def spec_augment(x: torch.Tensor, padding_mask: torch.Tensor, mask: MaskConfig,
     lengths = (~padding_mask).sum(1).tolist()
     keep = torch.ones(batch, width, dim, dtype=torch.bool)
     for row, length in enumerate(lengths):
-        count = _span_count(mask.time_prob, length, mask.time_length, generator)
-        if count and length > mask.time_length:
-            starts = torch.randint(0, length - mask.time_length + 1, (count,), generator=generator)
-            for s in starts.tolist():
-                keep[row, s: s + mask.time_length, :] = False
-        count = _span_count(mask.channel_prob, dim, mask.channel_length, generator)
-        if count and dim > mask.channel_length:
-            starts = torch.randint(0, dim - mask.channel_length + 1, (count,), generator=generator)
-            for s in starts.tolist():
-                keep[row, :, s: s + mask.channel_length] = False
+        for s in span_starts(mask.time_prob, length, mask.time_length, generator):
+            keep[row, s: s + mask.time_length, :] = False
+        for s in span_starts(mask.channel_prob, dim, mask.channel_length, generator):
+            keep[row, :, s: s + mask.channel_length] = False
     return x * keep.to(x.device, x.dtype)
+
+
+def span_starts(prob: float, length: int, span: int, generator: torch.Generator | None
+                ) -> list[int]:
+    """Starts of random spans of ``span`` positions covering ``prob`` of ``length`` on average
+    (none when the axis is not longer than a span)."""
+    count = _span_count(prob, length, span, generator)
+    if not count or length <= span:
+        return []
+    return torch.randint(0, length - span + 1, (count,), generator=generator).tolist()
 
 
 def _span_count(prob: float, length: int, span: int, generator: torch.Generator | None) -> int:
@@ -242,8 +278,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_ctc_model(path: str | os.PathLike) -> tuple[CtcEncoder, dict[str, Any]]:
-    """Rebuild a model written by the CTC trainer; a missing or foreign file names the fix.
+def load_ctc_model(path: str | os.PathLike) -> tuple[CtcModule, dict[str, Any]]:
+    """Rebuild a model written by the CTC trainer (the small encoder or a fine-tuned backbone);
+    a missing or foreign file names the fix.
 
     Loaded with ``weights_only=True``: a model file is never unpickled with arbitrary code.
     """
@@ -255,23 +292,18 @@ def load_ctc_model(path: str | os.PathLike) -> tuple[CtcEncoder, dict[str, Any]]
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
         raise W2vuError(f"{path}: cannot read the CTC model ({err}); delete it and retrain") \
             from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
-        raise W2vuError(f"{path}: not a w2vu CTC model (expected format {MODEL_FORMAT}); use the "
-                        "model.pt written by the CTC training step")
-    known = {f.name for f in fields(CtcModelConfig)}
-    config = CtcModelConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
-    model = CtcEncoder(config, int(ckpt["input_dim"]), len(ckpt["vocabulary"]))
-    model.load_state_dict(ckpt["model"])
+    kind = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if kind == MODEL_FORMAT:
+        known = {f.name for f in fields(CtcModelConfig)}
+        config = CtcModelConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
+        model: CtcModule = CtcEncoder(config, int(ckpt["input_dim"]), len(ckpt["vocabulary"]))
+        model.load_state_dict(ckpt["model"])
+    else:
+        from w2vu.selftrain.ctc_finetune import FINETUNE_FORMAT, FinetunedCtc
+
+        if kind != FINETUNE_FORMAT:
+            raise W2vuError(f"{path}: not a w2vu CTC model (expected format {MODEL_FORMAT} or "
+                            f"{FINETUNE_FORMAT}); use the model.pt written by the CTC training "
+                            "step")
+        model = FinetunedCtc.from_record(ckpt)
     return model.eval(), ckpt
-
-
-def model_record(model: CtcEncoder, vocabulary: tuple[str, ...], **extra: Any) -> dict[str, Any]:
-    """What a model file holds: weights on CPU, shape, vocabulary and ``extra`` facts."""
-    return {
-        "format": MODEL_FORMAT,
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "model_config": asdict(model.config),
-        "input_dim": model.input_dim,
-        "vocabulary": list(vocabulary),
-        **extra,
-    }

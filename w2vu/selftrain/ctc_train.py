@@ -21,8 +21,8 @@ so far) go to ``checkpoint_dir`` (default ``out_dir``), next to the declared out
 killed with ``kill -9`` and started again with the same seed ends with the same weights, bit
 for bit on CPU, as a run that was never stopped.
 
-Not implemented: full CTC fine-tuning of the SSL backbone (reference §4.2). It needs the audio and
-a GPU; this module trains on extracted features only.
+The loop is model-agnostic (:func:`fit_ctc`): :func:`train_ctc` gives it the small encoder on
+features, ``w2vu.selftrain.ctc_finetune`` the whole SSL backbone on the audio (reference §4.2).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,16 +53,17 @@ from w2vu.gan.trainer import (
     seed_everything,
 )
 from w2vu.io.atomic import atomic_path
-from w2vu.io.features import Features, FeatureWriter, open_features
+from w2vu.io.features import Features, FeatureWriter, FrameSource, open_features
 from w2vu.io.rolling import discard_if_other_run
+from w2vu.logs import progress
 from w2vu.selftrain.ctc_model import (
     BLANK_INDEX,
     CtcEncoder,
     CtcModelConfig,
+    CtcModule,
     MaskConfig,
     count_parameters,
     load_ctc_model,
-    model_record,
 )
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class CtcConfig:
     length_jitter: float = 0.1
     lr: float = 3e-3
     warmup_updates: int = 30
+    warmup_fraction: float = 0.0  # > 0: warm up over this share of the planned updates instead
     final_lr_scale: float = 0.05
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
@@ -119,9 +121,9 @@ class CtcConfig:
 # --------------------------------------------------------------------------- labels
 
 
-def read_label_lines(path: str | os.PathLike, count: int, features: str | os.PathLike
+def read_label_lines(path: str | os.PathLike, count: int, source: str | os.PathLike
                      ) -> list[list[str]]:
-    """One phone list per line (empty lines kept); the count must match the features."""
+    """One phone list per line (empty lines kept); the count must match the source's."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -129,9 +131,9 @@ def read_label_lines(path: str | os.PathLike, count: int, features: str | os.Pat
         raise W2vuError(f"{path}: cannot read the labels ({err}); pass a UTF-8 file with one "
                         "line of phones per utterance") from None
     if len(lines) != count:
-        raise W2vuError(f"{path} has {len(lines)} lines but {features}.lengths lists {count} "
-                        "utterances; the labels must be line-aligned with the features "
-                        "(regenerate them from the same split)")
+        raise W2vuError(f"{path} has {len(lines)} lines but {source} lists {count} "
+                        "utterances; the labels must be line-aligned with it (regenerate them "
+                        "from the same split)")
     return [line.split() for line in lines]
 
 
@@ -152,18 +154,16 @@ def encode_labels(lines: Sequence[Sequence[str]], dictionary: PhoneDictionary,
     return out
 
 
-def ctc_min_frames(ids: np.ndarray, subsample: int = 1) -> int:
-    """Input frames CTC needs for a label sequence: one output step per phone plus a blank
-    between repeats, times the frames stacked per step."""
-    steps = len(ids) + (np.count_nonzero(ids[1:] == ids[:-1]) if len(ids) > 1 else 0)
-    return int(steps * subsample - (subsample - 1)) if steps else 0
+def ctc_steps(ids: np.ndarray) -> int:
+    """Output steps CTC needs for a label sequence: one per phone plus a blank between repeats."""
+    return len(ids) + (int(np.count_nonzero(ids[1:] == ids[:-1])) if len(ids) > 1 else 0)
 
 
 @dataclass(frozen=True)
 class LabelledSet:
     """Utterances used for training or validation: indices into ``features`` and their ids."""
 
-    features: Features
+    features: FrameSource
     indices: np.ndarray
     targets: dict[int, np.ndarray]
 
@@ -175,20 +175,24 @@ class LabelledSet:
         return len(self.indices)
 
 
-def open_labelled(features_prefix: str | os.PathLike, labels: str | os.PathLike,
-                  dictionary: PhoneDictionary, dictionary_path: str | os.PathLike,
-                  subsample: int = 1) -> LabelledSet:
-    """Features with their encoded labels, without the empty and CTC-infeasible utterances."""
-    features = open_features(features_prefix)
-    ids = encode_labels(read_label_lines(labels, len(features), features_prefix), dictionary,
+OutputLengths = Callable[[torch.Tensor], torch.Tensor]
+"""Input lengths -> output steps of a CTC model (``model.output_lengths``)."""
+
+
+def open_labelled(source: FrameSource, source_name: str | os.PathLike,
+                  labels: str | os.PathLike, dictionary: PhoneDictionary,
+                  dictionary_path: str | os.PathLike, output_lengths: OutputLengths
+                  ) -> LabelledSet:
+    """A source with its encoded labels, without the empty and CTC-infeasible utterances."""
+    ids = encode_labels(read_label_lines(labels, len(source), source_name), dictionary,
                         labels, dictionary_path)
     empty = sum(1 for row in ids if len(row) == 0)
-    fits = [i for i, row in enumerate(ids)
-            if len(row) and features.lengths[i] >= ctc_min_frames(row, subsample)]
+    steps = output_lengths(torch.as_tensor(np.asarray(source.lengths, dtype=np.int64))).tolist()
+    fits = [i for i, row in enumerate(ids) if len(row) and steps[i] >= ctc_steps(row)]
     short = len(ids) - empty - len(fits)
     log.info("%s: %d utterances, %d used, %d skipped (empty label), %d skipped (fewer frames "
              "than CTC needs)", labels, len(ids), len(fits), empty, short)
-    return LabelledSet(features, np.array(fits, dtype=np.int64), {i: ids[i] for i in fits})
+    return LabelledSet(source, np.array(fits, dtype=np.int64), {i: ids[i] for i in fits})
 
 
 def split_validation(data: LabelledSet, fraction: float, seed: int
@@ -299,24 +303,27 @@ def build_ctc_model(config: CtcConfig, features: Features, vocab_size: int) -> C
     return model
 
 
-def build_optimizer(model: CtcEncoder, config: CtcConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: CtcModule, config: CtcConfig) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay, as fairseq's Adam); ``foreach=False`` for exact resume."""
     return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
                              eps=config.eps, weight_decay=config.weight_decay, foreach=False)
 
 
 def learning_rate(update: int, total: int, config: CtcConfig) -> float:
-    """Linear warm-up to ``lr`` over ``warmup_updates``, then cosine to ``lr·final_lr_scale``."""
-    if update < config.warmup_updates:
-        return config.lr * (update + 1) / config.warmup_updates
-    span = max(total - config.warmup_updates, 1)
-    progress = min((update - config.warmup_updates) / span, 1.0)
+    """Linear warm-up to ``lr`` over ``warmup_updates`` (or ``warmup_fraction`` of ``total``),
+    then cosine to ``lr·final_lr_scale``."""
+    warmup = (max(1, round(config.warmup_fraction * total)) if config.warmup_fraction > 0
+              else max(1, config.warmup_updates))
+    if update < warmup:
+        return config.lr * (update + 1) / warmup
+    span = max(total - warmup, 1)
+    progress = min((update - warmup) / span, 1.0)
     scale = config.final_lr_scale + (1 - config.final_lr_scale) * 0.5 * (
         1 + math.cos(math.pi * progress))
     return config.lr * scale
 
 
-def ctc_loss_sum(model: CtcEncoder, batch: CtcBatch, mask: MaskConfig | None,
+def ctc_loss_sum(model: CtcModule, batch: CtcBatch, mask: MaskConfig | None,
                  generator: torch.Generator | None, bf16: bool) -> torch.Tensor:
     """Summed CTC loss of a batch (blank = ``<s>``; impossible alignments count as zero)."""
     device = batch.features.device
@@ -331,7 +338,7 @@ def ctc_loss_sum(model: CtcEncoder, batch: CtcBatch, mask: MaskConfig | None,
                       zero_infinity=True)
 
 
-def train_step(model: CtcEncoder, optimizer: torch.optim.Optimizer, batch: CtcBatch, lr: float,
+def train_step(model: CtcModule, optimizer: torch.optim.Optimizer, batch: CtcBatch, lr: float,
                config: CtcConfig, generator: torch.Generator) -> float:
     """One update; returns the CTC loss per utterance (the reference's sentence_avg)."""
     model.train()
@@ -346,7 +353,7 @@ def train_step(model: CtcEncoder, optimizer: torch.optim.Optimizer, batch: CtcBa
 
 
 @torch.no_grad()
-def validate_model(model: CtcEncoder, data: LabelledSet, config: CtcConfig,
+def validate_model(model: CtcModule, data: LabelledSet, config: CtcConfig,
                    device: torch.device, sil_index: int) -> tuple[float, float]:
     """Mean CTC loss per utterance and the greedy transcripts' PER against the labels of
     ``data``, without masking or dropout.
@@ -393,7 +400,7 @@ class RunState:
     loss_count: int = 0
 
 
-def save_last(path: Path, model: CtcEncoder, optimizer: torch.optim.Optimizer, state: RunState,
+def save_last(path: Path, model: CtcModule, optimizer: torch.optim.Optimizer, state: RunState,
               trajectory: dict[str, Any], generator: torch.Generator) -> None:
     """The rolling checkpoint: everything a bit-exact resume needs."""
     save_atomically({
@@ -408,7 +415,7 @@ def save_last(path: Path, model: CtcEncoder, optimizer: torch.optim.Optimizer, s
     }, path)
 
 
-def load_last(path: Path, model: CtcEncoder, optimizer: torch.optim.Optimizer,
+def load_last(path: Path, model: CtcModule, optimizer: torch.optim.Optimizer,
               trajectory: dict[str, Any], generator: torch.Generator) -> RunState:
     """Restore :func:`save_last`'s checkpoint (``weights_only``: no arbitrary unpickling)."""
     try:
@@ -454,16 +461,58 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
               checkpoint_dir: str | os.PathLike | None = None,
               stop_after: int | None = None, threads: int | None = None,
               restart_on_change: bool = False) -> Path | None:
-    """Train (or resume) a CTC phone recogniser on pseudo-labels; return ``out_dir/model.pt``.
+    """Train (or resume) the small CTC encoder on feature pseudo-labels; see :func:`fit_ctc`.
 
     Without ``valid_features``/``valid_labels``, ``valid_fraction`` of the labelled utterances
-    is held out (seeded) for the validation that picks ``model.pt``. ``stop_after`` ends the
-    run once that many updates are done, leaving only ``checkpoint_last.pt`` (returns ``None``):
-    an interruption on purpose, for tests and time-sliced jobs.
+    is held out (seeded) for the validation that picks ``model.pt``.
     """
     config = config or CtcConfig()
     if (valid_features is None) != (valid_labels is None):
         raise W2vuError("pass both valid_features and valid_labels, or neither")
+    phones = load_phone_dictionary(dictionary)
+    train = open_features(features_prefix)
+    valid = None
+    if valid_features is not None:
+        valid = LabelSource(open_features(valid_features), f"{valid_features}.lengths",
+                            valid_labels)
+        if valid.source.dim != train.dim:
+            raise W2vuError(f"{valid_features}.npy has {valid.source.dim}-d features but "
+                            f"{features_prefix}.npy {train.dim}-d; use one extraction")
+    return fit_ctc(lambda: build_ctc_model(config, train, len(phones)),
+                   LabelSource(train, f"{features_prefix}.lengths", labels_txt), phones,
+                   dictionary, out_dir, config, seed, device, valid=valid,
+                   checkpoint_dir=checkpoint_dir, stop_after=stop_after, threads=threads,
+                   restart_on_change=restart_on_change)
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    """Inputs (features or audio) named for messages, and their line-aligned label file."""
+
+    source: FrameSource
+    name: str | os.PathLike
+    labels: str | os.PathLike
+
+    def open(self, phones: PhoneDictionary, dictionary: str | os.PathLike,
+             output_lengths: OutputLengths) -> LabelledSet:
+        return open_labelled(self.source, self.name, self.labels, phones, dictionary,
+                             output_lengths)
+
+
+def fit_ctc(build: Callable[[], CtcModule], train: LabelSource, phones: PhoneDictionary,
+            dictionary: str | os.PathLike, out_dir: str | os.PathLike, config: CtcConfig,
+            seed: int, device: str, *, valid: LabelSource | None = None,
+            identity: dict[str, Any] | None = None,
+            checkpoint_dir: str | os.PathLike | None = None, stop_after: int | None = None,
+            threads: int | None = None, restart_on_change: bool = False) -> Path | None:
+    """Train (or resume) the model ``build`` returns (called once the RNGs are seeded); return
+    ``out_dir/model.pt``.
+
+    ``identity`` names what the weights start from beyond the settings (e.g. the backbone), so
+    that a rolling checkpoint of another start is never resumed. ``stop_after`` ends the run
+    once that many updates are done, leaving only ``checkpoint_last.pt`` (returns ``None``): an
+    interruption on purpose, for tests and time-sliced jobs.
+    """
     if threads:
         torch.set_num_threads(threads)
     out = Path(out_dir)
@@ -471,33 +520,25 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
     for folder in (out, ckpt_dir):
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stray_temporaries(folder)
-    phones = load_phone_dictionary(dictionary)
-    data = open_labelled(features_prefix, labels_txt, phones, dictionary,
-                         config.model.subsample)
-    if len(data) == 0:
-        raise W2vuError(f"{labels_txt}: no utterance has a usable label (all empty or longer "
-                        "than their features allow); check that the labels belong to "
-                        f"{features_prefix}")
-    if valid_features is not None:
-        train_set = data
-        valid = open_labelled(valid_features, valid_labels, phones, dictionary,
-                              config.model.subsample)
-        if valid.features.dim != data.features.dim:
-            raise W2vuError(f"{valid_features}.npy has {valid.features.dim}-d features but "
-                            f"{features_prefix}.npy {data.features.dim}-d; use one extraction")
-    else:
-        train_set, valid = split_validation(data, config.valid_fraction, seed)
-    if valid is None or len(valid) == 0:
-        log.info("no validation set: model.pt will be the last update")
-        valid = None
-
     dev = resolve_device(device)
     generator = seed_everything(seed)
-    model = build_ctc_model(config, data.features, len(phones)).to(dev)
+    model = build().to(dev)
+    data = train.open(phones, dictionary, model.output_lengths)
+    if len(data) == 0:
+        raise W2vuError(f"{train.labels}: no utterance has a usable label (all empty or longer "
+                        f"than their input allows); check that the labels belong to {train.name}")
+    if valid is not None:
+        train_set, held = data, valid.open(phones, dictionary, model.output_lengths)
+    else:
+        train_set, held = split_validation(data, config.valid_fraction, seed)
+    if held is None or len(held) == 0:
+        log.info("no validation set: model.pt will be the last update")
+        held = None
+
     optimizer = build_optimizer(model, config)
     trajectory = {"config": config.trajectory(), "seed": seed, "vocabulary": list(phones.symbols),
                   "train": [int(v) for v in train_set.indices[:1000]], "size": len(train_set),
-                  "frames": int(train_set.lengths.sum())}
+                  "frames": int(train_set.lengths.sum()), **(identity or {})}
     last = ckpt_dir / CHECKPOINT_LAST
     if restart_on_change:
         discard_if_other_run(last, trajectory)
@@ -507,12 +548,12 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
         log.info("resuming from %s at update %d (epoch %d)", last, state.update, state.epoch)
     else:
         (ckpt_dir / CHECKPOINT_BEST).unlink(missing_ok=True)  # from some earlier run
-    log.info("CTC model: %d parameters on %s; %d train utterances (%d frames), %d valid",
-             count_parameters(model), dev, len(train_set), int(train_set.lengths.sum()),
-             len(valid) if valid is not None else 0)
+    log.info("CTC model: %d trainable parameters on %s; %d train utterances (%d input frames), "
+             "%d valid", count_parameters(model), dev, len(train_set),
+             int(train_set.lengths.sum()), len(held) if held is not None else 0)
 
     total = planned_updates(train_set, config, seed)
-    finished = _run(model, optimizer, train_set, valid, config, seed, state, generator, dev,
+    finished = _run(model, optimizer, train_set, held, config, seed, state, generator, dev,
                     total, out, last, trajectory, phones, stop_after)
     return out / MODEL if finished else None
 
@@ -525,7 +566,7 @@ def planned_updates(data: LabelledSet, config: CtcConfig, seed: int) -> int:
     return config.max_updates if config.max_updates > 0 else by_epochs
 
 
-def _run(model: CtcEncoder, optimizer: torch.optim.Optimizer, data: LabelledSet,
+def _run(model: CtcModule, optimizer: torch.optim.Optimizer, data: LabelledSet,
          valid: LabelledSet | None, config: CtcConfig, seed: int, state: RunState,
          generator: torch.Generator, device: torch.device, total: int, out: Path, last: Path,
          trajectory: dict[str, Any], phones: PhoneDictionary, stop_after: int | None) -> bool:
@@ -567,7 +608,7 @@ def _run(model: CtcEncoder, optimizer: torch.optim.Optimizer, data: LabelledSet,
     save_last(last, model, optimizer, state, trajectory, generator)
     best = last.parent / CHECKPOINT_BEST
     if valid is None or not best.exists():
-        save_atomically(model_record(model, phones.symbols, update=state.update,
+        save_atomically(model.record(phones.symbols, update=state.update,
                                      valid_loss=math.nan, valid_per=math.nan), out / MODEL)
     else:
         with atomic_path(out / MODEL) as tmp:
@@ -575,7 +616,7 @@ def _run(model: CtcEncoder, optimizer: torch.optim.Optimizer, data: LabelledSet,
     return True
 
 
-def _validate(model: CtcEncoder, valid: LabelledSet | None, config: CtcConfig, state: RunState,
+def _validate(model: CtcModule, valid: LabelledSet | None, config: CtcConfig, state: RunState,
               device: torch.device, out: Path, ckpt_dir: Path, phones: PhoneDictionary,
               lr: float) -> None:
     """Append a metrics row and keep the best model in ``checkpoint_best.pt`` (not a declared
@@ -595,7 +636,7 @@ def _validate(model: CtcEncoder, valid: LabelledSet | None, config: CtcConfig, s
              state.update, train_loss, loss, per)
     if not math.isnan(per) and per < state.best:
         state.best = per
-        save_atomically(model_record(model, phones.symbols, update=state.update,
+        save_atomically(model.record(phones.symbols, update=state.update,
                                      valid_loss=loss, valid_per=per), ckpt_dir / CHECKPOINT_BEST)
 
 
@@ -609,25 +650,31 @@ def greedy_ids(log_probs: torch.Tensor, sil_index: int) -> list[int]:
     return merged[keep].tolist()
 
 
+TRANSCRIBE_WINDOW = 512  # utterances decoded together (sorted by length inside a window)
+
+
 def _windows(count: int, size: int) -> Iterator[range]:
     for start in range(0, count, size):
         yield range(start, min(start + size, count))
 
 
 @torch.no_grad()
-def frame_log_probs(model: CtcEncoder, features: Features, indices: Sequence[int],
+def frame_log_probs(model: CtcModule, source: FrameSource, indices: Sequence[int],
                     device: torch.device, max_frames: int) -> dict[int, np.ndarray]:
-    """Log-softmax [T_i, V] for the given utterances, batched by length; T_i = 0 gives (0, V)."""
+    """Log-softmax [T_i, V] for the given utterances, batched by length (at most
+    ``model.max_batch`` a batch); an utterance too short for one output step gives (0, V)."""
     model.eval()
     out: dict[int, np.ndarray] = {}
-    todo = [i for i in indices if features.lengths[i] > 0]
-    for i in indices:
-        if features.lengths[i] == 0:
+    steps_of = model.output_lengths(torch.as_tensor(np.asarray(source.lengths[list(indices)],
+                                                               dtype=np.int64))).tolist()
+    todo = [i for i, n in zip(indices, steps_of) if n > 0]
+    for i, n in zip(indices, steps_of):
+        if n <= 0:
             out[i] = np.zeros((0, model.vocab_size), dtype=np.float32)
-    lengths = features.lengths[todo] if todo else np.zeros(0, dtype=np.int64)
-    for positions in bucket_batches(lengths, max_frames, 1 << 30):
+    lengths = np.asarray(source.lengths[todo] if todo else np.zeros(0), dtype=np.int64)
+    for positions in bucket_batches(lengths, max_frames, model.max_batch):
         group = [todo[p] for p in positions.tolist()]
-        x, mask = pad_features(features, group)
+        x, mask = pad_features(source, group)
         logits, out_mask = model(x.to(device), mask.to(device))
         lp = logits.float().log_softmax(-1).cpu().numpy()
         steps = (~out_mask).sum(1).tolist()
@@ -636,16 +683,19 @@ def frame_log_probs(model: CtcEncoder, features: Features, indices: Sequence[int
     return out
 
 
-def transcribe_ctc(model_path: str | os.PathLike, features_prefix: str | os.PathLike,
+def transcribe_ctc(model_path: str | os.PathLike, source: FrameSource | str | os.PathLike,
                    dictionary: str | os.PathLike, out_txt: str | os.PathLike,
                    emissions_prefix: str | os.PathLike | None = None, device: str = "auto",
-                   max_frames: int = 40_000, threads: int | None = None) -> list[list[str]]:
-    """Greedy CTC transcripts, one line per utterance (phones, no ``<SIL>``), in feature order.
+                   max_frames: int | None = None, threads: int | None = None
+                   ) -> list[list[str]]:
+    """Greedy CTC transcripts, one line per utterance (phones, no ``<SIL>``), in input order.
 
-    With ``emissions_prefix``, the frame log-probabilities are also written as
-    ``{prefix}.npy`` + ``.lengths`` with one column per fairseq dictionary entry (the 4 specials
-    included), the layout ``w2vu.gan.generate`` writes for the WFST decoder. Utterances are
-    processed in windows of consecutive indices, so memory does not grow with the split.
+    ``source`` is a feature prefix (the small encoder) or an opened source (e.g. the audio of a
+    manifest, for a fine-tuned backbone). With ``emissions_prefix``, the frame log-probabilities
+    are also written as ``{prefix}.npy`` + ``.lengths`` with one column per fairseq dictionary
+    entry (the 4 specials included), the layout ``w2vu.gan.generate`` writes for the WFST
+    decoder. Utterances are processed in windows of consecutive indices, so memory does not
+    grow with the split. ``max_frames`` (padded input frames a batch) defaults to the model's.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -654,10 +704,14 @@ def transcribe_ctc(model_path: str | os.PathLike, features_prefix: str | os.Path
     if tuple(record["vocabulary"]) != phones.symbols:
         raise W2vuError(f"{dictionary}: phone dictionary differs from the one {model_path} was "
                         "trained with; pass the training run's dict.phn.txt")
-    features = open_features(features_prefix)
-    if len(features) and features.num_frames and features.dim != model.input_dim:
-        raise W2vuError(f"{features_prefix}.npy: {features.dim}-d features, but {model_path} "
-                        f"expects {model.input_dim}-d; transcribe the features it trained on")
+    name = (source if isinstance(source, (str, os.PathLike))
+            else getattr(source, "manifest", "the input"))
+    if isinstance(source, (str, os.PathLike)):
+        source = open_features(source)
+    if len(source) and int(np.sum(source.lengths)) and source.dim != model.input_dim:
+        raise W2vuError(f"{name}: {source.dim}-d input, but {model_path} expects "
+                        f"{model.input_dim}-d; a model fine-tuned from a backbone transcribes "
+                        "audio (a manifest), the small encoder the features it trained on")
     dev = resolve_device(device)
     model.to(dev)
     sil = phones.sil_index
@@ -666,8 +720,10 @@ def transcribe_ctc(model_path: str | os.PathLike, features_prefix: str | os.Path
               if emissions_prefix is not None else None)
     with atomic_path(out_txt) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as text, \
             (writer if writer is not None else nullcontext()):
-        for window in _windows(len(features), 4096):
-            lps = frame_log_probs(model, features, list(window), dev, max_frames)
+        windows = list(_windows(len(source), TRANSCRIBE_WINDOW))
+        for window in progress(windows, len(windows), "transcription windows"):
+            lps = frame_log_probs(model, source, list(window), dev,
+                                  max_frames or model.inference_frames)
             for i in window:
                 lp = lps.pop(i)
                 line = [phones.symbols[j] for j in greedy_ids(torch.from_numpy(lp), sil)]
@@ -675,5 +731,5 @@ def transcribe_ctc(model_path: str | os.PathLike, features_prefix: str | os.Path
                 text.write(" ".join(line) + "\n")
                 if writer is not None:
                     writer.append(lp)
-    log.info("transcribed %d utterances of %s into %s", len(hyps), features_prefix, out_txt)
+    log.info("transcribed %d utterances of %s into %s", len(hyps), name, out_txt)
     return hyps

@@ -461,6 +461,50 @@ def selftrain_features(lang, split):
 CTC_ROUNDS = config["selftrain"]["ctc_iterations"]
 
 
+def ctc_finetunes():
+    """Whether the CTC rounds fine-tune the SSL backbone on the audio (reference §4.2) rather
+    than train the small encoder on the features: `auto` does when a real model is configured."""
+    mode = config["selftrain"]["ctc_model"]
+    has_model = config["features"]["backbone"] != "mfcc"
+    if mode == "finetune" and not has_model:
+        raise WorkflowError("selftrain.ctc_model: finetune needs features.backbone to be a model "
+                            "(a Hugging Face folder or a fairseq .pt); set it, or use `small`")
+    return mode == "finetune" or (mode == "auto" and has_model)
+
+
+CTC_FINETUNE = ctc_finetunes()
+
+
+def ctc_inputs(lang, split):
+    """What a CTC model reads: the split's manifest (fine-tuning) or its feature matrix."""
+    if CTC_FINETUNE:
+        return {"data": f"results/{lang}/manifest/{split}.tsv",
+                "init": [config["features"]["backbone"]]}
+    return {"data": selftrain_features(lang, split) + ".npy", "init": []}
+
+
+def ctc_source_args(lang, split):
+    """`ctc-train`/`ctc-transcribe` arguments naming that input."""
+    if CTC_FINETUNE:
+        return shlex.join(["--manifest", f"results/{lang}/manifest/{split}.tsv"])
+    return shlex.join(["--features", selftrain_features(lang, split)])
+
+
+def ctc_model_args():
+    """`ctc-train` arguments of the configured CTC model: the backbone to fine-tune with its
+    schedule, or the small encoder's."""
+    cfg = config["selftrain"]
+    if CTC_FINETUNE:
+        return shlex.join([
+            "--init", config["features"]["backbone"], "--lr", str(cfg["finetune_lr"]),
+            "--batch-seconds", str(cfg["finetune_batch_seconds"]),
+            "--max-updates", str(cfg["finetune_max_updates"]),
+            "--max-epochs", str(cfg["finetune_max_epochs"]),
+            "--bf16" if cfg["finetune_bf16"] else "--no-bf16"])
+    return shlex.join(["--max-updates", str(cfg["ctc_max_updates"]),
+                       "--max-epochs", str(cfg["ctc_max_epochs"])])
+
+
 wildcard_constraints:
     ctc_round=r"[1-9][0-9]*",
 

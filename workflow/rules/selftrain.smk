@@ -127,7 +127,8 @@ rule hmm_decode:
         " --features {params.features:q} --lm {input.lm:q} --out {output:q} > {log:q} 2>&1"
 
 
-# CTC self-training rounds (reference §4.2 with a small transformer on the same features): round 1
+# CTC self-training rounds (reference §4.2): with a real backbone configured, each round fine-tunes
+# it on the audio (a GPU rule); with MFCC, a small transformer learns on the same features. Round 1
 # learns from the HMM's train transcripts; each round transcribes every split and is kept only
 # when the unsupervised score improves; the next round learns from the best kept round's labels.
 rule ctc_labels:
@@ -151,16 +152,15 @@ rule ctc_labels:
 
 rule ctc_train:
     input:
-        features=lambda w: selftrain_features(w.lang, TRAIN) + ".npy",
+        unpack(lambda w: ctc_inputs(w.lang, TRAIN)),
         labels=lambda w: ctc_labels(w.lang, int(w.ctc_round)),
         dictionary="results/{lang}/text/phones/dict.phn.txt",
     output:
         "results/{lang}/selftrain/ctc/iter{ctc_round}/model.pt",
     params:
-        features=lambda w: selftrain_features(w.lang, TRAIN),
+        source=lambda w: ctc_source_args(w.lang, TRAIN),
+        model=ctc_model_args(),
         out_dir=subpath(output[0], parent=True),
-        max_epochs=config["selftrain"]["ctc_max_epochs"],
-        max_updates=config["selftrain"]["ctc_max_updates"],
         # a new seed per round: a round that starts again from rejected labels must not repeat
         seed=lambda w: config["selftrain"]["seed"] + int(w.ctc_round) - 1,
         device=config["selftrain"]["device"],
@@ -174,32 +174,33 @@ rule ctc_train:
     conda:
         "../../envs/kaldi.yaml"
     shell:
-        "python -m w2vu ctc-train --features {params.features:q} --labels {input.labels:q}"
-        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q}"
-        " --max-epochs {params.max_epochs} --max-updates {params.max_updates} --seed {params.seed}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+        "python -m w2vu ctc-train {params.source} --labels {input.labels:q}"
+        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} {params.model}"
+        " --seed {params.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule ctc_transcribe:
     input:
+        unpack(lambda w: ctc_inputs(w.lang, w.split)),
         model="results/{lang}/selftrain/ctc/iter{ctc_round}/model.pt",
-        features=lambda w: selftrain_features(w.lang, w.split) + ".npy",
         dictionary="results/{lang}/text/phones/dict.phn.txt",
         graph=lambda w: ([f"results/{w.lang}/text/fst/phn_to_phn_sil/HLG.fst"]
                          if config["selftrain"]["ctc_lm_decode"] else []),
     output:
         "results/{lang}/selftrain/ctc/iter{ctc_round}/transcripts/{split}.txt",
     params:
-        features=lambda w: selftrain_features(w.lang, w.split),
+        source=lambda w: ctc_source_args(w.lang, w.split),
         graph=lambda w, input: f"--graph-dir {Path(input.graph[0]).parent}" if input.graph else "",
         device=config["selftrain"]["device"],
     threads: 2
+    resources:
+        gpu=1 if config["selftrain"]["gpu"] and CTC_FINETUNE else 0,
     log:
         "logs/{lang}/ctc_transcribe/iter{ctc_round}/{split}.log",
     conda:
         "../../envs/kaldi.yaml"
     shell:
-        "python -m w2vu ctc-transcribe --model {input.model:q} --features {params.features:q}"
+        "python -m w2vu ctc-transcribe --model {input.model:q} {params.source}"
         " --dictionary {input.dictionary:q} {params.graph} --out {output:q} --device {params.device}"
         " --threads {threads} > {log:q} 2>&1"
 
