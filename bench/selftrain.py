@@ -1,8 +1,9 @@
 """Self-training benchmarks in one command: WFST decoding against Viterbi, HMM training per
-iteration and decoding, CTC training throughput. Each part is its own script (so that each gets a
-fresh process and its own peak memory); this runs the ones asked for, in turn.
+iteration and decoding, CTC training throughput (the small encoder, and fine-tuning a backbone).
+Each part is its own script (so that each gets a fresh process and its own peak memory); this
+runs the ones asked for, in turn.
 
-    python bench/selftrain.py                # all three with their defaults
+    python bench/selftrain.py                # all four with their defaults
     python bench/selftrain.py decode ctc     # a subset
 """
 
@@ -13,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-PARTS = {"decode": "selftrain_decode.py", "hmm": "selftrain_hmm.py", "ctc": "selftrain_ctc.py"}
+PARTS = {"decode": "selftrain_decode.py", "hmm": "selftrain_hmm.py", "ctc": "selftrain_ctc.py",
+         "finetune": "selftrain_finetune.py"}
 
 
 def main() -> None:
