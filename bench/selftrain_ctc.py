@@ -11,12 +11,12 @@ memory is its own (RSS on CPU, ``max_memory_allocated`` on CUDA).
 
 Optionally (``--per-minutes``) it also measures what the stage is for, on a synthesised espeak
 corpus of any size (tests/test_ctc.py runs the same at 6 minutes): reference phones corrupted to
-~32-35% PER, CTC trained on them with the default configuration (no held-out set), PER against
-the references of the greedy transcripts and of the emissions decoded with a phone LM
-(``lm_relabel``).
+~32-35% PER (or another ``--per-label-rate``), CTC trained on them with the default configuration
+(no held-out set), PER against the references of the greedy transcripts and of the emissions
+decoded with a phone LM (``lm_relabel``).
 
 Run: python bench/selftrain_ctc.py [--utterances 200] [--updates 20] [--dim 512] [--threads 2]
-     [--device auto] [--per-minutes 12 [--per-epochs 100]]
+     [--device auto] [--per-minutes 12 [--per-epochs 100] [--per-label-rate 0.35]]
 """
 
 from __future__ import annotations
@@ -116,10 +116,12 @@ def run_one(paths: tuple[Path, Path, Path], mode: str, settings: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def per_experiment(minutes: float, epochs: int, threads: int, device: str, folder: Path) -> dict:
-    """Corrupted espeak references (~32-35% PER) → CTC with the default config (``epochs`` > 0
-    overrides max_epochs) → PER of its greedy transcripts and of its emissions decoded with a
-    phone LM of the corpus's unpaired text (``lm_relabel``), in a fresh process."""
+def per_experiment(minutes: float, epochs: int, threads: int, device: str, folder: Path,
+                   label_rate: float = 0.35) -> dict:
+    """Corrupted espeak references (``label_rate`` of the phones edited) → CTC with the default
+    config (``epochs`` > 0 overrides max_epochs) → PER of its greedy transcripts and of its
+    emissions decoded with a phone LM of the corpus's unpaired text (``lm_relabel``), in a fresh
+    process."""
     code = f"""
 import json, time, torch
 from dataclasses import replace
@@ -136,7 +138,7 @@ from w2vu.text.ngram import estimate_arpa
 folder = Path({str(folder)!r})
 corpus = build_phone_corpus(folder / "corpus", {minutes}, seed=0)
 refs = corpus.reference_lines()
-noisy = corrupt_lines(refs, 0.35, seed=1)
+noisy = corrupt_lines(refs, {label_rate}, seed=1)
 labels = folder / "noisy.txt"
 labels.write_text("".join(" ".join(r) + "\\n" for r in noisy), encoding="utf-8")
 sentences = [s.replace("<SIL>", "").strip() for s in unpaired_phone_sentences(corpus)]
@@ -179,6 +181,8 @@ def main() -> None:
     parser.add_argument("--model", default="{}", help='CtcModelConfig changes, JSON')
     parser.add_argument("--per-minutes", type=float, default=0.0,
                         help="also run the corrupted-label PER experiment on this much speech")
+    parser.add_argument("--per-label-rate", type=float, default=0.35,
+                        help="share of the reference phones edited to make the labels")
     parser.add_argument("--per-epochs", type=int, default=0,
                         help="max_epochs for the PER experiment (0: CtcConfig's default)")
     args = parser.parse_args()
@@ -207,7 +211,7 @@ def main() -> None:
               f"{ours['imports_mb']:.0f} MB of Python and torch)")
         if args.per_minutes > 0:
             per = per_experiment(args.per_minutes, args.per_epochs, args.threads, args.device,
-                                 folder)
+                                 folder, args.per_label_rate)
             print(f"\nself-training on {args.per_minutes:g} min of espeak speech "
                   f"({per['utterances']} utterances, {per['phones']} phones): labels PER "
                   f"{per['label_per']:.3f} -> CTC greedy PER {per['ctc_per']:.3f}, "
