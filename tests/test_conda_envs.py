@@ -23,7 +23,7 @@ import tomllib
 import yaml
 
 from tests.conftest import REPO
-from tests.test_workflow import TINY_GAN
+from tests.workflow_helpers import TINY_GAN
 from w2vu.cli import build_parser
 
 ENVS = REPO / "envs"

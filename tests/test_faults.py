@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
-from tests import test_workflow
-from tests.test_workflow import CORPUS, snakemake, write_config, write_corpus
+from tests import workflow_helpers
+from tests.workflow_helpers import CORPUS, snakemake, write_config, write_corpus
 
 pytestmark = pytest.mark.slow
 # More updates than TINY_GAN, so that the job is still training when a checkpoint appears.
@@ -31,8 +31,8 @@ RUN = "results/tiny/gan/w2vu1/cpref_gpref_smref_seed1"
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    """The command line `tests.test_workflow.snakemake` runs, captured rather than copied."""
-    with mock.patch.object(test_workflow.subprocess, "run") as run:
+    """The command line `tests.workflow_helpers.snakemake` runs, captured rather than copied."""
+    with mock.patch.object(workflow_helpers.subprocess, "run") as run:
         snakemake(workdir, *args, check=False)
     return run.call_args.args[0]
 

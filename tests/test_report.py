@@ -213,7 +213,7 @@ def figure_pixels(png: Path) -> int:
 
 @pytest.mark.slow
 def test_report_renders_the_figures(tmp_path, synth):
-    from tests.test_workflow import CORPUS, planned_jobs, snakemake, write_config, write_corpus
+    from tests.workflow_helpers import CORPUS, planned_jobs, snakemake, write_config, write_corpus
 
     browser = find_chromium()
     if browser is None:

@@ -27,7 +27,7 @@ import yaml
 
 from tests import slurm_cluster
 from tests.conftest import REPO
-from tests.test_workflow import TINY_GAN, snakemake
+from tests.workflow_helpers import TINY_GAN, snakemake
 
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "workflow" / "profiles" / "slurm"

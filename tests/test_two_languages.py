@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from tests.test_workflow import CORPUS, snakemake, write_config, write_corpus
+from tests.workflow_helpers import CORPUS, snakemake, write_config, write_corpus
 from w2vu.io.manifest import read_manifest
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,69 @@
+"""Running the workflow in tests: a tiny corpus with awkward names, tiny configs, Snakemake in a
+subprocess and its dry-run job counts (shared by the workflow test files)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import soundfile as sf
+import yaml
+
+from tests.conftest import PHRASES, REPO, VOICES, pad_with_silence, speech_chunk
+
+CORPUS = "my corpus (v1) & 'co'"
+TINY_GAN = {"max_updates": 2, "validate_every": 1, "batch_size": 4}
+# Decoding and self-training as small as they go: one grid point, a few HMM passes, short CTC.
+TINY_DOWNSTREAM = {
+    "decode": {"acoustic_scales": [0.5], "blank_weights": [0.0]},
+    "selftrain": {"hmm_iters": 3, "hmm_gaussians": 40, "hmm_lm_weights": [10],
+                  "ctc_iterations": 1, "ctc_max_updates": 4},
+    "probe": {"steps": 5},
+}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile with the workdir's config."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+           "--cores", "2", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Jobs a dry run would execute, by rule (empty when nothing is to be done)."""
+    out = snakemake(workdir, "-n").stdout
+    table = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", out, re.S)
+    if not table:
+        assert "Nothing to be done" in out, out
+        return {}
+    return {rule: int(n) for rule, n in (line.split() for line in table.group(1).splitlines())}
+
+
+def write_config(workdir: Path, language: dict, audio: dict | None = None,
+                 text: dict | None = None, features: dict | None = None) -> None:
+    config = {"languages": {"tiny": {"espeak": "en-us", **language}},
+              "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1},
+              "features": features or {"clusters": 8, "km_clusters": 4},
+              "gan": TINY_GAN, **TINY_DOWNSTREAM}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+
+
+def write_corpus(workdir: Path, synth) -> Path:
+    """Speech in odd-named folders, a corrupt file, a note and unpaired text under `workdir`."""
+    for i, (voice, text) in enumerate([(v, t) for v in VOICES for t in PHRASES[:2]]):
+        padded = pad_with_silence([speech_chunk(synth, text, voice)], synth.sample_rate,
+                                  lead=0.5, gap=0.7, seed=i)
+        folder = workdir / CORPUS / f"spk {voice.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"utt {i} $x;.{'wav' if i % 2 else 'flac'}", padded.samples,
+                 synth.sample_rate)
+    (workdir / CORPUS / "broken.wav").write_bytes(b"RIFF" + bytes(100))
+    (workdir / CORPUS / "notes.txt").write_text("not audio")
+    (workdir / "text.txt").write_text("\n".join(PHRASES * 2) + "\n")
+    return workdir
