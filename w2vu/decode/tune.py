@@ -40,6 +40,7 @@ from w2vu.eval.unsupervised import lm_perplexity, strip_tokens
 from w2vu.gan.trainer import PhoneLM, load_phone_lm, phone_error_rate
 from w2vu.io.atomic import write_text
 from w2vu.io.features import open_features
+from w2vu.io.lines import read_token_lines
 from w2vu.io.tables import write_table
 from w2vu.text.lexicon import read_lexicon
 
@@ -68,17 +69,6 @@ class GridPoint:
     words: int
     empty: int
     seconds: float
-
-
-def read_transcript(path: str | os.PathLike) -> list[list[str]]:
-    """Lines of space-separated tokens (blank lines kept: they are empty utterances)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise W2vuError(f"Viterbi transcript {path}: {e}; give the <split>.txt written by the "
-                        "GAN generation step") from None
-    return [line.split() for line in text.splitlines()]
 
 
 def phonemize(hyps: Sequence[Sequence[str]], lexicon: dict[str, str] | None) -> list[list[str]]:
@@ -115,7 +105,8 @@ def tune_decoding(emissions_prefix: str | os.PathLike, graph_dir: str | os.PathL
     features = open_features(emissions_prefix)
     graph = load_graph(graph_dir)
     check_compatible(graph, features, emissions_prefix, base)
-    viterbi = read_transcript(viterbi_txt)
+    viterbi = read_token_lines(viterbi_txt, "Viterbi transcript",
+                               "give the <split>.txt written by the GAN generation step")
     if len(viterbi) != len(features):
         raise W2vuError(f"{viterbi_txt} has {len(viterbi)} lines but {emissions_prefix}.lengths "
                         f"lists {len(features)} utterances; give the Viterbi transcript of the "

@@ -24,6 +24,7 @@ from w2vu.gan.models import FAIRSEQ_SPECIALS
 from w2vu.gan.trainer import TrainConfig, build_model, edit_distance, model_state, save_best
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import open_features
+from w2vu.io.lines import read_token_lines
 
 SCORE_COLUMNS = ("stage", "split", "metric", "errors", "reference_tokens", "rate")
 PHONE_DROP = frozenset((*FAIRSEQ_SPECIALS, SIL))
@@ -44,13 +45,8 @@ class Score:
 
 
 def read_lines(path: str | os.PathLike) -> list[list[str]]:
-    """Token lists, one per line; a missing file is a user error naming it."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise W2vuError(f"{path}: not found; run the step that writes it first") from None
-    return [line.split() for line in text.splitlines()]
+    """Token lists, one per line, of a stage's output or references."""
+    return read_token_lines(path, "transcript", "run the step that writes it first")
 
 
 def score_lines(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]],

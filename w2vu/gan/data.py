@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from w2vu.errors import W2vuError
 from w2vu.gan.models import PAD_INDEX, output_vocabulary
 from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
 from w2vu.io.features import Features, FrameSource, iter_unit_lines, open_features
+from w2vu.io.lines import read_token_lines
 
 MIN_LENGTH = 3  # ExtractedFeaturesDataset(min_length=3)
 DEFAULT_BATCH_SIZE = 160
@@ -257,4 +257,4 @@ def open_training_data(
 
 def read_phone_lines(path: str | os.PathLike) -> list[list[str]]:
     """Reference transcripts (``.phn``): one list of phones per utterance."""
-    return [line.split() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    return read_token_lines(path, "references", "pass the split's .phn file")

@@ -12,24 +12,17 @@ from collections import Counter
 from pathlib import Path
 
 from w2vu.errors import W2vuError
+from w2vu.io.lines import read_text_lines
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
-
-
-def read_lines(path: Path, what: str) -> list[str]:
-    """Non-blank lines of a UTF-8 file; a missing or unreadable file is a W2vuError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise W2vuError(f"{what} {path}: {e}; check the path (a UTF-8 text file)") from None
-    return [line for line in text.splitlines() if line.strip()]
 
 
 def read_fairseq_dict(path: str | os.PathLike) -> list[str]:
     """Symbols in fairseq `Dictionary` order (4 specials, then the file's), so index j = logit j."""
     path = Path(path)
     symbols = list(SPECIALS)
-    for number, line in enumerate(read_lines(path, "dictionary"), start=1):
+    lines = [line for line in read_text_lines(path, "dictionary") if line.strip()]
+    for number, line in enumerate(lines, start=1):
         fields = line.split()
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
             raise W2vuError(f"{path}:{number}: expected 'symbol count', got {line!r}; "

@@ -29,11 +29,13 @@ from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
 from w2vu.gan.trainer import load_phone_lm
 from w2vu.io.atomic import write_text
+from w2vu.io.lines import read_token_lines
 from w2vu.selftrain.ctc_train import CtcConfig, train_ctc, transcribe_ctc
 
 log = logging.getLogger(__name__)
 
 ROUND_JSON = "round.json"
+PHONE_LINES = "pass a UTF-8 file with one line of phones per utterance"
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,6 @@ class RoundDecision:
     labels: str
     transcripts: str
     utterances: int
-
-
-def read_lines(path: str | os.PathLike, what: str) -> list[list[str]]:
-    """Phone lines (empty lines kept, so files stay line-aligned)."""
-    path = Path(path)
-    try:
-        return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise W2vuError(f"{what} {path}: {err}; pass a UTF-8 file with one line of phones per "
-                        "utterance") from None
 
 
 def read_decision(path: str | os.PathLike) -> RoundDecision:
@@ -88,8 +80,8 @@ def judge_round(round_number: int, labels_txt: str | os.PathLike,
     selection uses. ``previous_json`` is the previous round's decision; without it this is the
     first round. Writes the decision to ``out_json`` (atomically) and returns it.
     """
-    labels = read_lines(labels_txt, "labels")
-    hyps = read_lines(transcripts_txt, "transcripts")
+    labels = read_token_lines(labels_txt, "labels", PHONE_LINES)
+    hyps = read_token_lines(transcripts_txt, "transcripts", PHONE_LINES)
     if len(labels) != len(hyps):
         raise W2vuError(f"{transcripts_txt} has {len(hyps)} lines but {labels_txt} has "
                         f"{len(labels)}; both must be line-aligned with the same features")

@@ -54,6 +54,7 @@ from w2vu.gan.trainer import (
 )
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, FeatureWriter, FrameSource, open_features
+from w2vu.io.lines import read_text_lines
 from w2vu.io.rolling import discard_if_other_run
 from w2vu.logs import progress
 from w2vu.selftrain.ctc_model import (
@@ -124,12 +125,8 @@ class CtcConfig:
 def read_label_lines(path: str | os.PathLike, count: int, source: str | os.PathLike
                      ) -> list[list[str]]:
     """One phone list per line (empty lines kept); the count must match the source's."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise W2vuError(f"{path}: cannot read the labels ({err}); pass a UTF-8 file with one "
-                        "line of phones per utterance") from None
+    lines = read_text_lines(path, "labels",
+                            "pass a UTF-8 file with one line of phones per utterance")
     if len(lines) != count:
         raise W2vuError(f"{path} has {len(lines)} lines but {source} lists {count} "
                         "utterances; the labels must be line-aligned with it (regenerate them "

@@ -45,6 +45,7 @@ from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import read_fairseq_dict
 from w2vu.io.features import Features, open_features
+from w2vu.io.lines import read_text_lines
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.kaldi_stack import kaldifst
 from w2vu.selftrain.hmm_graph import (
@@ -190,15 +191,11 @@ def read_label_lines(path: str | os.PathLike, phones: Sequence[str]) -> list[lis
 
     `<SIL>` is accepted (the lexicon has it as a word); the reference's labels have none.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise W2vuError(f"pseudo-labels {path}: {e}; pass the GAN's transcript file (one line "
-                        "of phones per utterance)") from None
+    text = read_text_lines(path, "pseudo-labels",
+                           "pass the GAN's transcript file (one line of phones per utterance)")
     known = set(phones) | {SIL}
     lines = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text, start=1):
         tokens = line.split()
         bad = [t for t in tokens if t not in known]
         if bad:

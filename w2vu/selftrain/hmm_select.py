@@ -18,6 +18,7 @@ from pathlib import Path
 from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
 from w2vu.gan.trainer import load_phone_lm
+from w2vu.io.lines import read_token_lines
 from w2vu.io.tables import read_table, write_table
 
 COLUMNS = ("lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score", "chosen")
@@ -32,13 +33,6 @@ class Selection:
     rows: list[dict[str, object]]
 
 
-def _read_lines(path: Path, what: str) -> list[list[str]]:
-    try:
-        return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise W2vuError(f"{what} {path}: {e}; check the path") from None
-
-
 def select_lm_weight(transcripts: Mapping[float, str | os.PathLike],
                      labels_txt: str | os.PathLike, phone_lm_arpa: str | os.PathLike,
                      out_tsv: str | os.PathLike, min_error: float = 0.0) -> Selection:
@@ -48,12 +42,12 @@ def select_lm_weight(transcripts: Mapping[float, str | os.PathLike],
     if not transcripts:
         raise W2vuError("no decoded transcripts to select from; decode at least one LM weight")
     labels_path = Path(labels_txt)
-    labels = _read_lines(labels_path, "pseudo-labels")
+    labels = read_token_lines(labels_path, "pseudo-labels")
     lm = load_phone_lm(phone_lm_arpa)
     rows: list[dict[str, object]] = []
     for weight in sorted(transcripts):
         path = Path(transcripts[weight])
-        hyps = _read_lines(path, "transcripts")
+        hyps = read_token_lines(path, "transcripts")
         if len(hyps) != len(labels):
             raise W2vuError(f"{path} has {len(hyps)} lines but {labels_path} has {len(labels)}; "
                             "decode the split the pseudo-labels belong to")

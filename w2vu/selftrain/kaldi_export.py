@@ -67,6 +67,7 @@ from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_dir, atomic_path
 from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
 from w2vu.io.features import Features, feature_paths, open_features
+from w2vu.io.lines import read_text_lines
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +123,11 @@ def kaldi_phones(dictionary: str | os.PathLike) -> list[str]:
     return phones
 
 
-def _read_lines(path: Path, what: str, fix: str) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise W2vuError(f"{what} {path}: {e}; {fix}") from None
-
-
 def read_pseudo_labels(path: str | os.PathLike, phones: Sequence[str],
                        features: Features) -> list[list[str]]:
     """One Kaldi word list per utterance (`<SIL>` kept); unknown phones name the line."""
     path = Path(path)
-    lines = _read_lines(path, "pseudo-labels", "pass the GAN's transcript (one line of phones "
+    lines = read_text_lines(path, "pseudo-labels", "pass the GAN's transcript (one line of phones "
                         "per utterance)")
     if len(lines) != len(features):
         raise W2vuError(f"{path} has {len(lines)} lines but {features.prefix}.lengths lists "
@@ -154,7 +148,8 @@ def read_pseudo_labels(path: str | os.PathLike, phones: Sequence[str],
 def read_references(path: str | os.PathLike, features: Features) -> list[list[str]]:
     """Reference transcripts, one per utterance, `<SIL>` dropped (scoring ignores silence)."""
     path = Path(path)
-    lines = _read_lines(path, "references", "pass the split's .phn file (one line per utterance)")
+    lines = read_text_lines(path, "references",
+                            "pass the split's .phn file (one line per utterance)")
     if len(lines) != len(features):
         raise W2vuError(f"{path} has {len(lines)} lines but {features.prefix}.lengths lists "
                         f"{len(features)} utterances; pass the references of the same split")
@@ -413,7 +408,7 @@ class ImportReport:
 def _parse_kaldi_text(path: Path, num_utterances: int, phones: set[str] | None
                       ) -> dict[int, list[str]]:
     hyps: dict[int, list[str]] = {}
-    for number, line in enumerate(_read_lines(path, "Kaldi text", "pass a Kaldi data dir's "
+    for number, line in enumerate(read_text_lines(path, "Kaldi text", "pass a Kaldi data dir's "
                                               "text file (uttNNNNNNNNNN phones...)"), start=1):
         fields = line.split()
         if not fields:
