@@ -29,6 +29,7 @@ from w2vu.gan.models import Wav2vecU
 from w2vu.gan.trainer import TrainConfig, build_model, hypothesis_ids, resolve_device
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, FeatureWriter, open_features
+from w2vu.io.torch_files import load_torch_file
 
 CONV_WEIGHT = "generator.proj.1.weight"
 
@@ -52,13 +53,8 @@ def output_paths(out_dir: str | os.PathLike, split: str) -> dict[str, Path]:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a trainer ``best.pt``; a missing or foreign file is a user error naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise W2vuError(f"{path}: checkpoint not found; run the GAN training step first")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise W2vuError(f"{path}: cannot read checkpoint ({err}); delete it and retrain") from None
+    ckpt = load_torch_file(path, "checkpoint", "run the GAN training step first",
+                           "delete it and retrain")
     missing = [k for k in ("model", "variant", "vocabulary", "trajectory") if k not in ckpt]
     if missing:
         raise W2vuError(f"{path}: not a w2vu best.pt (missing {', '.join(missing)}); "

@@ -33,13 +33,13 @@ import abc
 import math
 import os
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from w2vu.errors import W2vuError
+from w2vu.io.torch_files import load_torch_file
 
 BLANK_INDEX = 0  # fairseq <s>, the CTC blank of the reference's decoders
 MODEL_FORMAT = "w2vu-ctc-1"
@@ -284,14 +284,8 @@ def load_ctc_model(path: str | os.PathLike) -> tuple[CtcModule, dict[str, Any]]:
 
     Loaded with ``weights_only=True``: a model file is never unpickled with arbitrary code.
     """
-    path = Path(path)
-    if not path.exists():
-        raise W2vuError(f"{path}: CTC model not found; run the CTC training step first")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise W2vuError(f"{path}: cannot read the CTC model ({err}); delete it and retrain") \
-            from None
+    ckpt = load_torch_file(path, "CTC model", "run the CTC training step first",
+                           "delete it and retrain")
     kind = ckpt.get("format") if isinstance(ckpt, dict) else None
     if kind == MODEL_FORMAT:
         known = {f.name for f in fields(CtcModelConfig)}

@@ -56,6 +56,7 @@ from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, FeatureWriter, FrameSource, open_features
 from w2vu.io.lines import read_text_lines
 from w2vu.io.rolling import discard_if_other_run
+from w2vu.io.torch_files import load_torch_file
 from w2vu.logs import progress
 from w2vu.selftrain.ctc_model import (
     BLANK_INDEX,
@@ -415,11 +416,8 @@ def save_last(path: Path, model: CtcModule, optimizer: torch.optim.Optimizer, st
 def load_last(path: Path, model: CtcModule, optimizer: torch.optim.Optimizer,
               trajectory: dict[str, Any], generator: torch.Generator) -> RunState:
     """Restore :func:`save_last`'s checkpoint (``weights_only``: no arbitrary unpickling)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a torn or foreign file
-        raise W2vuError(f"{path}: unreadable checkpoint ({err}); delete it to start over") \
-            from None
+    ckpt = load_torch_file(path, "checkpoint", "delete it to start over",
+                           "delete it to start over")
     if ckpt.get("trajectory") != trajectory:
         raise W2vuError(f"{path} was written with other training settings or data; delete it "
                         "to start over, or restore the settings it was written with")

@@ -1,0 +1,23 @@
+"""Reading the model and checkpoint files the trainers write, safely and with a clear error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from w2vu.errors import W2vuError
+
+
+def load_torch_file(path: str | os.PathLike, what: str, missing_fix: str, bad_fix: str) -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True`` (never unpickles arbitrary code); a
+    missing file or one that does not load (torn, foreign) is a W2vuError naming it and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise W2vuError(f"{path}: {what} not found; {missing_fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise W2vuError(f"{path}: cannot read the {what} ({err}); {bad_fix}") from None
