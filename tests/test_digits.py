@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import yaml
 
-from tests.conftest import shared
+from tests.conftest import REPO, shared
+from tests.workflow_helpers import planned_jobs, snakemake
 from w2vu.digits.corpus import SAMPLE_RATE, WORDS, DigitsSettings, build_digits_corpus
 from w2vu.errors import W2vuError
 from w2vu.io.tables import read_table, write_table
@@ -69,3 +71,21 @@ def test_bad_settings_name_the_problem(small_fsdd, tmp_path):
         build(tmp_path / "missing", tmp_path)
     with pytest.raises(W2vuError, match="min_digits"):
         DigitsSettings(min_digits=5, max_digits=3)
+
+
+def digits_config(workdir: Path, fsdd: Path) -> None:
+    """config/digits.yaml as shipped, with its FSDD folder made absolute."""
+    config = yaml.safe_load((REPO / "config" / "digits.yaml").read_text(encoding="utf-8"))
+    config["languages"]["digits"]["digits"]["fsdd"] = str(fsdd)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_digits_config_plans_the_whole_pipeline(tmp_path):
+    digits_config(tmp_path, shared("fsdd"))
+    jobs = planned_jobs(tmp_path)
+    assert jobs["digits_corpus"] == jobs["inventory"] == jobs["scores"] == 1
+    assert jobs["gan_train"] >= 1 and jobs["wfst_decode"] == jobs["hmm_decode"] == 3
+    digits_config(tmp_path, tmp_path / "no-fsdd")
+    done = snakemake(tmp_path, "-n", check=False)
+    assert done.returncode != 0
+    assert "languages.digits.digits.fsdd" in done.stdout + done.stderr
