@@ -111,8 +111,10 @@ def shell_literal(text):
 
 _uses_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _python_dir = os.path.dirname(sys.executable)
+# Descriptor 3 keeps the console Snakemake prints to, which a rule's `> {log} 2>&1` leaves
+# alone: long jobs write a status line there every minute (w2vu/logs.py, `console_status`).
 shell.prefix(
-    "set -euo pipefail; "
+    "set -euo pipefail; exec 3>&2; export W2VU_CONSOLE_FD=3; "
     f'export PYTHONPATH={shell_literal(REPO)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
     + ("" if _uses_conda else f'export PATH={shell_literal(_python_dir)}:"$PATH"; ')
 )
