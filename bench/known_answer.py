@@ -201,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-phones", type=int, default=10, help="book text: phone count cut-off")
     p.add_argument("--phones", type=int, default=12, help="fold into this many phone classes "
                    "(0: keep all)")
+    p.add_argument("--fold", choices=("interleave", "blocks"), default="interleave")
     p.add_argument("--frames-per-phone", type=float, default=1.0)
     p.add_argument("--noise", type=float, default=0.5)
     p.add_argument("--dim", type=int, default=512)
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         phone_text = args.phone_text or book_phone_text(work / "text", args.min_phones)
-        settings = KnownAnswerSettings(phones=args.phones, frames_per_phone=args.frames_per_phone,
+        settings = KnownAnswerSettings(phones=args.phones, fold=args.fold,
+                                       frames_per_phone=args.frames_per_phone,
                                        noise=args.noise, dim=args.dim,
                                        audio_fraction=args.audio_fraction,
                                        km_clusters=64 if args.variant == 2 else 0,
