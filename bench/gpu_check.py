@@ -62,7 +62,7 @@ class Sizes:
     layer: int = 14
     heads: int = 16
     conv_dim: int = 512
-    audio_s: float = 600.0  # extraction: total seconds of audio
+    audio_s: float = 1800.0  # extraction: total seconds of audio
     utt_s: tuple[float, float] = (5.0, 20.0)
     frames: int = 200_000  # PCA / k-means rows
     feat_dim: int = 1024
@@ -74,7 +74,7 @@ class Sizes:
     gan_v2_frames: tuple[int, int] = (150, 450)
     gan_warmup: int = 10
     gan_updates: int = 300
-    gan_seconds: float = 12.0
+    gan_seconds: float = 8.0
     gan_options: tuple[str, ...] = ("eager", "bf16", "compile-G", "compile-G-cudagraphs")
     ctc_batch_s: float = 50.0  # the reference's 800k samples per batch
     ctc_utts: int = 4
