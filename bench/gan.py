@@ -207,14 +207,12 @@ def compare(variants: list[int], rounds: int, threads: int, v2_frames: tuple[int
     print(f"{'variant':>8} {'arm':>11} {'upd/s':>7} {'vs before':>9} {'h/150k':>8}")
     for variant in variants:
         s = build(variant, v2_frames=v2_frames)
-        run_updates(s, 0, 2)
-        run_updates(s, 2, 2, bf16=True)  # warm-up of the bf16 kernels
+        run_updates(s, 0, len(s.batches))  # warm-up: every batch shape, fp32 and bf16
+        run_updates(s, 0, len(s.batches), bf16=True)
         seconds = dict.fromkeys((a for a, _, _ in arms), 0.0)
-        update = 4
-        for _ in range(rounds):
+        for r in range(rounds):  # in a round every arm runs the same two batches (G, D step)
             for arm, bf16, ref in arms:
-                seconds[arm] += run_updates(s, update, 2, bf16, ref)
-                update += 2
+                seconds[arm] += run_updates(s, 2 * r, 2, bf16, ref)
         base = 2 * rounds / seconds["before"]
         for arm, _, _ in arms:
             ups = 2 * rounds / seconds[arm]
