@@ -35,6 +35,9 @@ def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--max-updates", type=int, default=150_000)
     p.add_argument("--batch-size", type=int, default=160)
+    p.add_argument("--discriminator-dim", type=int, help="default: the reference's 384")
+    p.add_argument("--lr-generator", type=float, help="default: the variant's reference value")
+    p.add_argument("--lr-discriminator", type=float, help="default: the variant's reference")
     p.add_argument("--validate-every", type=int, default=1000)
     p.add_argument("--code-penalty", type=float, help="default: the variant's reference value")
     p.add_argument("--gradient-penalty", type=float, help="default: the variant's reference")
@@ -62,7 +65,8 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
     config = TrainConfig(variant=a.variant, max_updates=a.max_updates, batch_size=a.batch_size,
                          weights=weights, validate_every=a.validate_every,
                          checkpoint_every=a.validate_every, seed=a.seed, device=a.device,
-                         bf16=a.bf16)
+                         bf16=a.bf16, discriminator_dim=a.discriminator_dim,
+                         lr_generator=a.lr_generator, lr_discriminator=a.lr_discriminator)
     paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
                        a.km)
     write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed,
