@@ -19,7 +19,7 @@ from w2vu.io.atomic import atomic_path
 from w2vu.logs import setup_logging
 
 log = logging.getLogger("w2vu")
-Handler = Callable[[argparse.Namespace], None]
+Handler = Callable[[argparse.Namespace], "int | None"]
 
 
 def _key_values(pairs: list[str], cast: Callable[[str], object]) -> tuple[list[str], list]:
@@ -376,16 +376,9 @@ def cmd_hmm_tune(a: argparse.Namespace) -> None:
 
 
 def cmd_hmm_decode(a: argparse.Namespace) -> None:
-    import shutil
-    import tempfile
+    from w2vu.selftrain.hmm_select import decode_chosen_weight
 
-    from w2vu.selftrain.hmm import decode_hmm
-    from w2vu.selftrain.hmm_select import read_chosen_weight
-
-    weight = read_chosen_weight(a.tuning)
-    with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
-        decoded = decode_hmm(a.model, a.features, a.lm, [weight], tmp)
-        shutil.move(decoded[weight], a.out)
+    weight = decode_chosen_weight(a.model, a.tuning, a.features, a.lm, a.out)
     log.info("hmm-decode: %s at LM weight %g", a.out, weight)
 
 
@@ -434,11 +427,7 @@ def cmd_ctc_train(a: argparse.Namespace) -> None:
 
 
 def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
-    import tempfile
-
-    from w2vu.decode.wfst import decode_split
-    from w2vu.selftrain.ctc_rounds import LM_DECODE
-    from w2vu.selftrain.ctc_train import transcribe_ctc
+    from w2vu.selftrain.ctc_rounds import transcribe_round
 
     if a.manifest is not None:
         from w2vu.selftrain.ctc_finetune import ManifestAudio
@@ -446,15 +435,8 @@ def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
         source = ManifestAudio(a.manifest)
     else:
         source = a.features
-    if a.graph_dir is None:
-        hyps = transcribe_ctc(a.model, source, a.dictionary, a.out, device=a.device,
-                              threads=a.threads)
-    else:  # the phone LM removes what the greedy output of a little data gets wrong
-        with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
-            emissions = Path(tmp) / "emissions"
-            transcribe_ctc(a.model, source, a.dictionary, Path(tmp) / "greedy.txt",
-                           emissions_prefix=emissions, device=a.device, threads=a.threads)
-            hyps = decode_split(emissions, a.graph_dir, a.out, LM_DECODE, a.threads)
+    hyps = transcribe_round(a.model, source, a.dictionary, a.out, a.graph_dir, a.device,
+                            a.threads)
     log.info("ctc-transcribe: %d utterances to %s%s", len(hyps), a.out,
              "" if a.graph_dir is None else f" (LM-decoded over {a.graph_dir})")
 
@@ -916,6 +898,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim-rejects", nargs="+", required=True)
     p.add_argument("--out-rejects", required=True)
     p.add_argument("--out-summary", required=True)
+
+    from w2vu.cli_model import add_model_commands
+
+    add_model_commands(command)
     return parser
 
 
@@ -924,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except W2vuError as e:
         log.error("%s: %s", args.command, e)
         return 2
@@ -934,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
                   "there, then rerun (outputs are only ever renamed into place when complete)",
                   args.command, _os_error_cause(e, outputs), ", ".join(map(str, outputs)))
         return 2
-    return 0
+    return status or 0
 
 
 def _os_error_cause(error: OSError, outputs: list[str]) -> str:
