@@ -12,8 +12,8 @@ import sys
 import pytest
 import yaml
 
-from tests.workflow_helpers import TINY_DOWNSTREAM, TINY_GAN, planned_jobs, snakemake
 from tests.conftest import REPO
+from tests.workflow_helpers import TINY_DOWNSTREAM, TINY_GAN, planned_jobs, snakemake
 from w2vu.audio.inventory import read_shard_list
 from w2vu.io.features import open_features
 from w2vu.io.manifest import read_manifest
