@@ -22,7 +22,6 @@ from typing import Any
 from w2vu.decode.tune import read_choice
 from w2vu.errors import W2vuError
 from w2vu.eval.score import SCORE_COLUMNS
-from w2vu.features.cluster import pca_paths
 from w2vu.gan.generate import load_checkpoint
 from w2vu.io.atomic import atomic_dir
 from w2vu.io.tables import read_table
@@ -41,7 +40,7 @@ class RunFiles:
     word_graph: Path  # folder with HLG.fst, tokens.txt, words.txt
     decode_choice: Path  # wfst_tune's choice.json
     gan_selection: Path  # gan/selected.json
-    pca_dir: Path | None = None
+    pca: tuple[Path, ...] = ()  # {dim}_pca_A.npy, {dim}_pca_b.npy
     centroids: Path | None = None
     backbone: Path | None = None
     hmm_model: Path | None = None
@@ -159,10 +158,9 @@ def _files_to_link(files: RunFiles, choice: Choice, recipe: dict[str, Any],
         name = layout.BACKBONE if files.backbone.is_dir() else f"{layout.BACKBONE}.pt"
         links[name] = files.backbone
     if model.needs_pca():
-        dim = int(recipe["features"]["pca_dim"])
-        pca = pca_paths(_require(files.pca_dir, "PCA", choice.stage), dim)
-        target = pca_paths(layout.PCA_DIR, dim)
-        links.update({str(target.A): pca.A, str(target.b): pca.b})
+        if not files.pca:
+            _require(None, "PCA", choice.stage)
+        links.update({f"{layout.PCA_DIR}/{path.name}": path for path in files.pca})
     if recipe["gan"]["variant"] == 1:
         links[layout.CENTROIDS] = _require(files.centroids, "k-means centroids", choice.stage)
     if choice.kind == "hmm":

@@ -657,8 +657,8 @@ def model_inputs(wildcards):
                        for name in ("model.pt", "round.json")],
     }
     if "wav2vec_u" in feats["gan_inputs"] or config["selftrain"]["hmm_features"] == "pca":
-        inputs["pca_dir"] = f"results/{lang}/features/layer/pca/{pca_dim()}_pca_A.npy"
-        inputs["pca_b"] = f"results/{lang}/features/layer/pca/{pca_dim()}_pca_b.npy"
+        inputs["pca"] = [f"results/{lang}/features/layer/pca/{pca_dim()}_pca_{m}.npy"
+                         for m in ("A", "b")]
     if "wav2vec_u" in feats["gan_inputs"]:
         inputs["centroids"] = f"results/{lang}/features/layer/CLUS{feats['clusters']}/centroids.npy"
     if feats["backbone"] != "mfcc":
@@ -671,17 +671,17 @@ def model_inputs(wildcards):
 
 
 def model_args(wildcards, input):
-    """`w2vu model` options naming each input (graph and PCA folders, the rounds' folder)."""
+    """`w2vu model` options naming each input (graph folders, the rounds' folder)."""
     args = []
     for name in input.keys():
         path = input[name]
-        if name in ("checkpoints", "pca_b"):
+        if name == "checkpoints":
             continue
-        if name in ("word_graph", "phone_graph", "pca_dir"):
-            path = os.path.dirname(path)
+        if name in ("word_graph", "phone_graph"):
+            path = [os.path.dirname(path)]
         elif name == "ctc_rounds":
-            path = os.path.dirname(os.path.dirname(path[0]))
-        args += [f"--{name.replace('_', '-')}", path]
+            path = [os.path.dirname(os.path.dirname(path[0]))]
+        args += [f"--{name.replace('_', '-')}", *([path] if isinstance(path, str) else path)]
     return shlex.join(args)
 
 
