@@ -60,9 +60,9 @@ def measured(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
     return wall, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
-def new_config(run: Path, lang: str, files: list[str], work: Path) -> Path:
+def new_config(model: Path, run: Path, lang: str, files: list[str], work: Path) -> Path:
     """The run's config with one new language whose audio is `files`."""
-    info = json.loads((run / f"results/{lang}/model/model.json").read_text())
+    info = json.loads((model / "model.json").read_text())
     config = info["config"]
     old = config["languages"][lang]
     text = (run / f"results/{lang}/corpus/text.txt" if "demo" in old else None)
@@ -82,10 +82,13 @@ def main() -> None:
     parser.add_argument("--lang", default="demo")
     parser.add_argument("--splits", nargs="+", default=["valid", "test"],
                         help="the run's splits whose files are transcribed")
+    parser.add_argument("--model", type=Path, help="the model folder (default: the run's "
+                        "results/{lang}/model)")
     parser.add_argument("--threads", type=int, default=2, help="transcribe threads = cores "
                         "given to snakemake")
     a = parser.parse_args()
     run = a.run_dir.resolve()
+    model = (a.model or run / f"results/{a.lang}/model").resolve()
     files = [f for split in a.splits for f in split_files(run, a.lang, split)]
     import soundfile as sf
 
@@ -93,9 +96,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as tmp:
         work = Path(tmp)
         ours = measured([sys.executable, "-m", "w2vu", "transcribe", "--model",
-                         str(run / f"results/{a.lang}/model"), "--threads", str(a.threads),
+                         str(model), "--threads", str(a.threads),
                          "--out", str(work / "out.tsv"), *files], work, work / "transcribe.log")
-        config = new_config(run, a.lang, files, work)
+        config = new_config(model, run, a.lang, files, work)
         base = measured([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                          "--directory", str(work), "--configfile", str(config), "--cores",
                          str(a.threads)], work, work / "workflow.log")

@@ -29,7 +29,8 @@ RECIPE = {"audio": {"min_seconds": 0.5, "max_seconds": 120, "extensions": ["wav"
                     "trim": {}},
           "features": {"backbone": "model", "mfcc_stack": 2, "layer": 3, "normalize": "auto",
                        "cluster_unnormalized": False, "batch_seconds": 0, "max_chunk_seconds": 30,
-                       "pca_dim": 16, "clusters": 8, "kmeans_backend": "sklearn"},
+                       "pca_dim": 16, "clusters": 8, "kmeans_backend": "sklearn",
+                       "bf16": True, "tf32": True},
           "gan": {"variant": 1, "decode_stride": None},
           "selftrain": {"hmm_features": "pca", "ctc_lm_decode": False, "ctc_finetune": True}}
 

@@ -37,7 +37,8 @@ SYSTEMS = ("ctc", "hmm", "gan")
 RECIPE_KEYS = {
     "audio": ("min_seconds", "max_seconds", "extensions", "vad", "trim"),
     "features": ("backbone", "mfcc_stack", "layer", "normalize", "cluster_unnormalized",
-                 "batch_seconds", "max_chunk_seconds", "pca_dim", "clusters", "kmeans_backend"),
+                 "batch_seconds", "max_chunk_seconds", "pca_dim", "clusters", "kmeans_backend",
+                 "bf16", "tf32"),
     "gan": ("variant", "decode_stride"),
     "selftrain": ("hmm_features", "ctc_lm_decode", "ctc_finetune"),
 }

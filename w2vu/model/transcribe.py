@@ -91,8 +91,9 @@ def _backbones(model: ModelFolder, device: str) -> tuple[object, object | None]:
     from w2vu.features.backbone import load_backbone
 
     normalize = {"auto": None, "yes": True, "no": False}[features["normalize"]]
-    main = load_backbone(path, int(features["layer"]), device, normalize=normalize)
-    raw = (load_backbone(path, int(features["layer"]), device, normalize=False)
+    precision = {"bf16": bool(features["bf16"]), "tf32": bool(features["tf32"])}
+    main = load_backbone(path, int(features["layer"]), device, normalize=normalize, **precision)
+    raw = (load_backbone(path, int(features["layer"]), device, normalize=False, **precision)
            if features["cluster_unnormalized"] and model.recipe["gan"]["variant"] == 1 else None)
     return main, raw
 
