@@ -118,3 +118,42 @@ def test_exported_folder_gives_the_same_phones_in_a_transformers_pipeline(tmp_pa
     assert got == [" ".join(line) for line in expected]
     assert len(set(got)) > 1 and all(got)
     assert json.loads((out / "w2vu_model.json").read_text())["recipe"] == RECIPE
+
+
+def write_round(folder: Path, number: int, best: int | None, score: float) -> Path:
+    """A round.json as ctc-judge writes it (and the model file the round left)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.pt").write_bytes(b"")
+    decision = {"round": number, "score": score, "lm_ppl": 9.0, "error_rate": 0.3,
+                "previous_best": None, "keep": best == number, "best_round": best,
+                "best_score": score, "labels": "l", "transcripts": "t", "utterances": 3}
+    (folder / "round.json").write_text(json.dumps(decision))
+    return folder / "round.json"
+
+
+def test_system_is_what_the_run_ended_with_unless_chosen(tmp_path):
+    from w2vu.model.assemble import RunFiles, choose_system
+
+    (tmp_path / "selected.json").write_text(json.dumps(
+        {"selected": {"name": "seed1", "metrics": {"score": 1.5}}}))
+    hmm = write_round(tmp_path / "ctc/iter0", 0, 0, 2.0)
+    write_round(tmp_path / "ctc/iter1", 1, 1, 1.8)
+    last = write_round(tmp_path / "ctc/iter2", 2, 1, 1.9)
+    files = RunFiles(*(tmp_path for _ in range(4)), tmp_path / "selected.json",
+                     hmm_model=tmp_path, hmm_decision=hmm, ctc_rounds=tmp_path / "ctc",
+                     ctc_decision=last)
+    auto = choose_system(files, "auto")
+    assert (auto.kind, auto.stage, auto.final_stage, auto.ctc_round) == ("ctc", "ctc_iter1",
+                                                                         "selftrained", 1)
+    assert auto.unsupervised["score"] == 1.8
+    assert choose_system(files, "ctc_iter2").unsupervised["kept"] is False
+    assert choose_system(files, "hmm").unsupervised["score"] == 2.0
+    assert choose_system(files, "gan").unsupervised["score"] == 1.5
+    none_kept = write_round(tmp_path / "none/iter1", 1, None, float("inf"))
+    fallback = choose_system(RunFiles(*(tmp_path for _ in range(4)), tmp_path / "selected.json",
+                                      hmm_model=tmp_path, ctc_decision=none_kept), "auto")
+    assert (fallback.kind, fallback.final_stage) == ("hmm", "selftrained")
+    with pytest.raises(W2vuError, match="ctc_iter3: .* no finished round"):
+        choose_system(files, "ctc_iter3")
+    with pytest.raises(W2vuError, match="not auto, gan, hmm or ctc_iter<N>"):
+        choose_system(files, "ctc")
