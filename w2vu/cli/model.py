@@ -109,7 +109,7 @@ def cmd_transcribe(a: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise W2vuError("--device cuda: no CUDA device is visible here; use --device cpu")
     if not a.verbose:  # the steps' own progress lines would drown the output
-        logging.getLogger("w2vu").setLevel(logging.WARNING)
+        logging.getLogger().setLevel(logging.WARNING)
     model = load_model(a.model)
     options = Options(device=a.device, threads=a.threads, batch_files=a.batch_files)
     start = time.perf_counter()

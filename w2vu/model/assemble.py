@@ -132,7 +132,9 @@ def _scores(path: Path | None, stages: tuple[str, ...]) -> list[dict[str, str]]:
     """The rows of `scores.tsv` for the stages this model reproduces."""
     if path is None:
         return []
-    return [r for r in read_table(path, SCORE_COLUMNS) if r["stage"] in stages]
+    return [{**r, "errors": int(r["errors"]), "reference_tokens": int(r["reference_tokens"]),
+             "rate": float(r["rate"])}
+            for r in read_table(path, SCORE_COLUMNS) if r["stage"] in stages]
 
 
 def _versions() -> dict[str, str]:
