@@ -11,6 +11,7 @@ from w2vu.features.cluster import (
     PcaFiles,
     apply_pca,
     assign_clusters,
+    canonical_signs,
     fit_centroids,
     kmeans_plusplus,
     nearest_centroids,
@@ -190,6 +191,41 @@ def test_pca_dimension_capped_at_feature_dimension(tmp_path, backend, caplog):
     y = x @ a + b
     np.testing.assert_allclose(np.linalg.norm(y[1:] - y[:-1], axis=1),
                                np.linalg.norm(x[1:] - x[:-1], axis=1), rtol=1e-3, atol=1e-3)
+
+
+def test_pca_signs_are_canonical(tmp_path):
+    """Eigenvector signs are arbitrary (faiss's change with the thread count): each component's
+    largest-magnitude entry is made positive, with b flipped alongside, so the PCA is a function
+    of the data alone, whatever the backend."""
+    prefix, x = anisotropic_split(tmp_path)
+    got = {}
+    for backend in BACKENDS:
+        files = train_pca(prefix, tmp_path / backend, dim=5, backend=backend)
+        a, b = np.load(files.A), np.load(files.b)
+        assert (a[np.abs(a).argmax(axis=0), np.arange(5)] > 0).all()
+        got[backend] = (a, b)
+    (fa, fb), (sa, sb) = got["faiss"], got["sklearn"]
+    np.testing.assert_allclose(fa, sa, atol=1e-3)
+    np.testing.assert_allclose(x @ fa + fb, x @ sa + sb, atol=1e-2)
+
+    flips = np.array([-1, 1, -1, -1, 1], np.float32)
+    flipped = canonical_signs(fa * flips, fb * flips)
+    assert flipped[0].tobytes() == fa.tobytes() and flipped[1].tobytes() == fb.tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pca_bytes_do_not_depend_on_the_thread_count(tmp_path, backend):
+    """On these frames a 2-thread faiss PCAMatrix sums the covariance in another order than a
+    1-thread one: low bits differ and components flip sign unless training is single-threaded."""
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((39, 39)))
+    x = (rng.standard_normal((3000, 39)) * np.geomspace(30, 0.01, 39)) @ basis.T
+    write_features(tmp_path / "train", [(x + rng.standard_normal(39) * 50).astype(np.float32)])
+    prefix = tmp_path / "train"
+    files = [train_pca(prefix, tmp_path / f"pca{t}", dim=39, backend=backend, threads=t)
+             for t in (1, 2)]
+    assert files[0].A.read_bytes() == files[1].A.read_bytes()
+    assert files[0].b.read_bytes() == files[1].b.read_bytes()
 
 
 def test_pca_user_errors(tmp_path):
