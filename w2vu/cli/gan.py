@@ -133,3 +133,35 @@ def cmd_gan_generate(a: argparse.Namespace) -> None:
                     decode_stride=a.decode_stride, write_emissions=a.emissions, device=a.device)
     log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
              checkpoint)
+
+
+def _known_answer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--phone-text", required=True, type=Path,
+                   help="phone sentences (an lm.phones.filtered.txt)")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--phones", type=int, default=0,
+                   help="fold the inventory into this many phone classes (default 0: keep all)")
+    p.add_argument("--frames-per-phone", type=float, default=1.5,
+                   help="mean frames per phone (default 1.5: pooled wav2vec-U segments)")
+    p.add_argument("--noise", type=float, default=0.5, help="per-frame noise std (default 0.5)")
+    p.add_argument("--dim", type=int, default=512, help="feature dimension (default 512)")
+    p.add_argument("--audio-fraction", type=float, default=0.5,
+                   help="share of the sentences turned into features (default 0.5)")
+    p.add_argument("--km-clusters", type=int, default=64,
+                   help="clusters of the 2.0 stand-in train.km (default 64; 0: none)")
+    p.add_argument("--blind", action="store_true",
+                   help="control: one vector for every phone (the features carry no answer)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@COMMANDS("known-answer", _known_answer_arguments,
+          "GAN inputs with a known transcript from a phone text, to check that training learns")
+def cmd_known_answer(a: argparse.Namespace) -> None:
+    from w2vu.gan.known_answer import KnownAnswerSettings, build_known_answer
+
+    summary = build_known_answer(a.phone_text, a.out_dir, KnownAnswerSettings(
+        phones=a.phones, frames_per_phone=a.frames_per_phone, noise=a.noise, dim=a.dim,
+        audio_fraction=a.audio_fraction, km_clusters=a.km_clusters, blind=a.blind, seed=a.seed))
+    log.info("known-answer: %d phones (+<SIL>), %d spoken sentences (%d frames), %d text "
+             "sentences in %s", summary["phones"], summary["spoken_sentences"],
+             summary["frames"], summary["text_sentences"], a.out_dir)
