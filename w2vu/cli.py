@@ -116,6 +116,16 @@ def cmd_lexicon(a: argparse.Namespace) -> None:
                   cache_dir=a.cache_dir)
 
 
+def cmd_reference_phones(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import LexiconSettings
+    from w2vu.text.references import write_reference_phones
+
+    write_reference_phones(a.words, a.given, a.dictionary, a.lexicon, a.out,
+                           LexiconSettings(a.language, user_lexicon=a.user_lexicon,
+                                           user_lexicon_mode=a.mode),
+                           casefold=a.casefold, cache_dir=a.cache_dir)
+
+
 def cmd_phones(a: argparse.Namespace) -> None:
     from w2vu.text.phones import PhoneSettings, build_phone_text
 
@@ -553,11 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-root", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
 
-    p = command("labels", cmd_labels, "write .wrd/.ltr/.phn references aligned with a manifest")
+    p = command("labels", cmd_labels, "write .wrd/.ltr/.given.phn references aligned with a manifest")
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--shard-lists", nargs="+", required=True, help="inventory shard lists")
     p.add_argument("--split", required=True)
-    p.add_argument("--out-prefix", required=True, help="written as PREFIX.wrd, .ltr, .phn")
+    p.add_argument("--out-prefix", required=True, help="written as PREFIX.wrd, .ltr, .given.phn")
 
     p = command("normalize", cmd_normalize, "normalise unpaired text, one sentence per line")
     p.add_argument("--inputs", nargs="+", required=True, type=Path, help="text files")
@@ -589,6 +599,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-by", choices=("lexicon", "corpus"), default="lexicon")
     p.add_argument("--sil-prob", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
+
+    p = command("reference-phones", cmd_reference_phones,
+                "a split's phone references: given phones checked, else words phonemised")
+    p.add_argument("--words", required=True, type=Path, help="the split's .wrd")
+    p.add_argument("--given", required=True, type=Path, help="the split's .given.phn")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--lexicon", required=True, type=Path, help="the unfiltered lexicon.lst")
+    p.add_argument("--out", required=True, type=Path, help="the split's .phn")
+    p.add_argument("--language", required=True, help="espeak-ng language code")
+    p.add_argument("--user-lexicon", help="word<TAB>phones file")
+    p.add_argument("--mode", choices=("extend", "replace"), default="extend")
+    p.add_argument("--casefold", action="store_true")
+    p.add_argument("--cache-dir", type=Path, help="the lexicon step's pronunciation cache")
 
     p = command("lm", cmd_lm, "ARPA n-gram LM (interpolated modified Kneser-Ney, as lmplz)")
     p.add_argument("--text", required=True, type=Path, help="one sentence per line")

@@ -30,6 +30,7 @@ from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import iter_unit_lines
 from w2vu.io.manifest import read_manifest, read_vads
+from w2vu.io.rejects import NO_SPLIT
 from w2vu.io.tables import read_table
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def speech_ratio(summary: str | os.PathLike, out: str | os.PathLike,
                  manifests: Sequence[str | os.PathLike] = ()) -> Path:
     """Audio in and speech kept per split (from `summary.tsv`), and, given the `.vads` files
     and converted manifests, the distribution of the speech fraction per utterance."""
-    rows = read_table(summary, required=("split", "seconds_in", "seconds_kept"))
+    rows = [row for row in read_table(summary, required=("split", "seconds_in", "seconds_kept"))
+            if row["split"] != NO_SPLIT]
     if not rows:
         raise W2vuError(f"{summary}: no splits; rerun the audio stages")
     splits = [r["split"] for r in rows]

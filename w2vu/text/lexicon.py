@@ -108,6 +108,20 @@ def cache_file(cache_dir: str | os.PathLike, language: str) -> Path:
     return Path(cache_dir) / f"phonemes.{language}.espeak-{version}.tsv"
 
 
+def pronunciations(words: list[str], settings: LexiconSettings,
+                   cache: Path | None) -> dict[str, str]:
+    """Each word's phones ('' when none): the user lexicon's entry, else espeak's (cached).
+
+    One function, so that reference transcripts are phonemised exactly as the unpaired text.
+    """
+    user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
+    if user and settings.user_lexicon_mode == "replace":
+        return {w: user.get(w, "") for w in words}
+    to_espeak = [w for w in words if w not in user]
+    return {**cached_phonemes(to_espeak, settings.language, cache),
+            **{w: user[w] for w in words if w in user}}
+
+
 def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
                   out_lexicon: str | os.PathLike, settings: LexiconSettings,
                   cache_dir: str | os.PathLike | None = None) -> dict[str, int]:
@@ -118,13 +132,7 @@ def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
     words = sorted(w for w, n in counts.items()
                    if n >= settings.min_word_count and is_lexicon_word(w))
     stats = {"distinct words": len(counts), "kept (count and form)": len(words)}
-    user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
-    if user and settings.user_lexicon_mode == "replace":
-        pronounced = {w: user.get(w, "") for w in words}
-    else:
-        to_espeak = [w for w in words if w not in user]
-        pronounced = {**cached_phonemes(to_espeak, settings.language, cache),
-                      **{w: user[w] for w in words if w in user}}
+    pronounced = pronunciations(words, settings, cache)
     lexicon = {w: p for w, p in pronounced.items() if p}
     dropped = sorted(w for w, p in pronounced.items() if not p)
     stats["without pronunciation (dropped)"] = len(dropped)

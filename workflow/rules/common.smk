@@ -36,45 +36,9 @@ def split_names_of(lang_cfg):
     return list(splits["names"])
 
 
-def validate_language(name, lang):
-    """Validate one language (filling defaults) and check what the schema cannot express."""
-    where = f"config: languages.{name}"
-    try:
-        validate(lang, schema="../schemas/language.schema.yaml")
-    except WorkflowError as e:
-        raise WorkflowError(f"{where}: {e}") from None
-    if "demo" in lang:
-        if "audio" in lang or "text" in lang:
-            raise WorkflowError(f"{where}: `demo` synthesises audio and text; remove `audio` "
-                                "and `text`, or remove `demo`")
-    elif "audio" not in lang or "text" not in lang:
-        raise WorkflowError(f"{where}: give `audio` (paths or table) and `text`, or `demo: {{}}` "
-                            "for the synthesised demo corpus")
-    elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
-        raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
-    elif "table" in lang["audio"] and not os.path.isfile(lang["audio"]["table"]):
-        raise WorkflowError(f"{where}.audio.table: {lang['audio']['table']} not found")
-    if "lid_label" in lang and "lid_model" not in config.get("text", {}):
-        raise WorkflowError(f"{where}.lid_label: set text.lid_model too, or remove lid_label")
-    for key in ("text", "references", "lexicon"):
-        for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
-            if not os.path.isfile(path):
-                raise WorkflowError(f"{where}.{key}: {path} not found")
-    if config.get("features", {}).get("train_split", "train") not in split_names_of(lang):
-        raise WorkflowError(f"{where}.splits: no split named "
-                            f"{config.get('features', {}).get('train_split', 'train')!r}, which "
-                            "k-means and PCA learn from; add it or set features.train_split")
-    method = lang["splits"]["method"]
-    if method == "lists" and "lists" not in lang["splits"]:
-        raise WorkflowError(f"{where}.splits: method `lists` needs `lists: {{split: file}}`")
-    if method == "column" and ("names" not in lang["splits"] or "table" not in lang.get("audio", {})):
-        raise WorkflowError(f"{where}.splits: method `column` needs `names: [...]` and an "
-                            "audio `table` with a split column")
+include: "validation.smk"
 
 
-validate(config, schema="../schemas/config.schema.yaml")
-for _name, _lang in config["languages"].items():
-    validate_language(_name, _lang)
 SHARDS = [f"{i:03d}" for i in range(config["audio"]["shards"])]
 
 # Rules run `python -m w2vu`. The repository goes on PYTHONPATH, so that conda envs (which hold
@@ -177,7 +141,8 @@ def source_fingerprint(wildcards):
 
             paths = sorted(glob.glob(pattern, recursive=True))
         for path in paths:
-            digest.update(f"{path}\0{os.path.getsize(path)}\n".encode())
+            # fsencode: a name that is not UTF-8 (the inventory rejects it) is hashed as bytes.
+            digest.update(os.fsencode(path) + f"\0{os.path.getsize(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -197,7 +162,8 @@ def audio_targets(lang):
     for split in split_names(lang):
         targets.append(f"results/{lang}/manifest/{split}.tsv")
         if has_references(lang):
-            targets += [f"results/{lang}/manifest/{split}.{ext}" for ext in ("wrd", "ltr", "phn")]
+            targets += [f"results/{lang}/manifest/{split}.{ext}"
+                        for ext in ("wrd", "ltr", "given.phn", "phn")]
     return targets
 
 

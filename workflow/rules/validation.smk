@@ -1,0 +1,112 @@
+# Config validation: the schemas, then what a schema cannot express (files that must exist, table
+# columns, an espeak code espeak-ng knows), so that a bad config stops before any job runs with one
+# line naming the key and the fix.
+import glob
+
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)  # the library's checks (w2vu is importable without installing it)
+
+
+def config_error(key, message):
+    """The one-line error of a bad config value: the key, what is wrong, the fix."""
+    return WorkflowError(f"config: {key}: {message}")
+
+
+def check_table_header(key, path, required, one_of=()):
+    """The header line of a TSV the inventory will read has the columns it needs."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().rstrip("\r\n").split("\t")
+    except UnicodeDecodeError:
+        raise config_error(key, f"{path} is not UTF-8 text; save it as UTF-8") from None
+    missing = [c for c in required if c not in header]
+    if one_of and not any(c in header for c in one_of):
+        missing.append(" or ".join(one_of))
+    if missing:
+        raise config_error(key, f"{path} has no {', '.join(missing)} column (its header line: "
+                           f"{', '.join(header) or 'empty'}); the first line must name the "
+                           "tab-separated columns")
+
+
+def check_audio_paths(key, paths):
+    """Every folder or file exists and every glob matches at least one file."""
+    for pattern in paths:
+        if glob.has_magic(pattern):
+            if not any(os.path.isfile(p) for p in glob.iglob(pattern, recursive=True)):
+                raise config_error(key, f"{pattern} matches no file; fix the pattern")
+        elif not os.path.exists(pattern):
+            raise config_error(key, f"{pattern} not found (relative paths start at "
+                               f"{os.getcwd()}); fix the path or run from the right --directory")
+
+
+def check_espeak(key, code):
+    """espeak-ng knows the language code (asked once, in the main process only)."""
+    if not workflow.is_main_process:
+        return
+    from w2vu.errors import W2vuError
+    from w2vu.text.phonemize import check_language
+
+    try:
+        check_language(code)
+    except W2vuError as e:
+        raise config_error(key, str(e)) from None
+
+
+def validate_language(name, lang):
+    """Validate one language (filling defaults) and check what the schema cannot express."""
+    where = f"languages.{name}"
+    try:
+        validate(lang, schema="../schemas/language.schema.yaml")
+    except WorkflowError as e:
+        raise WorkflowError(f"config: {where}: {e}") from None
+    if "demo" in lang:
+        if "audio" in lang or "text" in lang:
+            raise config_error(where, "`demo` synthesises audio and text; remove `audio` and "
+                               "`text`, or remove `demo`")
+    elif "audio" not in lang or "text" not in lang:
+        raise config_error(where, "give `audio` (paths or table) and `text`, or `demo: {}` for "
+                           "the synthesised demo corpus")
+    elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
+        raise config_error(f"{where}.audio", "give exactly one of `paths` and `table`")
+    elif "table" in lang["audio"]:
+        if not os.path.isfile(lang["audio"]["table"]):
+            raise config_error(f"{where}.audio.table", f"{lang['audio']['table']} not found")
+        split_column = ("split",) if lang["splits"]["method"] == "column" else ()
+        check_table_header(f"{where}.audio.table", lang["audio"]["table"], ("path", *split_column))
+    else:
+        check_audio_paths(f"{where}.audio.paths", lang["audio"]["paths"])
+    if "lid_label" in lang and "lid_model" not in config.get("text", {}):
+        raise config_error(f"{where}.lid_label", "set text.lid_model too, or remove lid_label")
+    for key in ("text", "references", "lexicon"):
+        for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
+            if not os.path.isfile(path):
+                raise config_error(f"{where}.{key}", f"{path} not found")
+    if "references" in lang:
+        check_table_header(f"{where}.references", lang["references"], ("transcript",),
+                           one_of=("path", "key"))
+    train_split = config["features"]["train_split"]
+    if train_split not in split_names_of(lang):
+        raise config_error(f"{where}.splits", f"no split named {train_split!r}, which k-means "
+                           "and PCA learn from; add it or set features.train_split")
+    method = lang["splits"]["method"]
+    if method == "lists" and "lists" not in lang["splits"]:
+        raise config_error(f"{where}.splits", "method `lists` needs `lists: {split: file}`")
+    if method == "column" and ("names" not in lang["splits"] or "table" not in lang.get("audio", {})):
+        raise config_error(f"{where}.splits", "method `column` needs `names: [...]` and an audio "
+                           "`table` with a split column")
+    check_espeak(f"{where}.espeak", lang["espeak"])
+
+
+def validate_config():
+    """The whole config: the schema (which fills defaults), each language, cross-key limits."""
+    validate(config, schema="../schemas/config.schema.yaml")
+    audio = config["audio"]
+    if audio["min_seconds"] >= audio["max_seconds"]:
+        raise config_error("audio.min_seconds", f"{audio['min_seconds']} is not below "
+                           f"audio.max_seconds ({audio['max_seconds']}), so every file would be "
+                           "rejected; lower min_seconds or raise max_seconds")
+    for name, lang in config["languages"].items():
+        validate_language(name, lang)
+
+
+validate_config()
