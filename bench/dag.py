@@ -60,13 +60,18 @@ def write_config(path: Path, audio_dir: Path, text: Path, shards: int) -> None:
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
-def dry_run(config: Path, workdir: Path, log: Path) -> DryRun:
-    """Time one dry run; its own rusage (os.wait4) gives the exact peak RSS of that process."""
+def dry_run(config: Path | None, workdir: Path, log: Path,
+            env: dict[str, str] | None = None) -> DryRun:
+    """Time one dry run; its own rusage (os.wait4) gives the exact peak RSS of that process.
+
+    Without `config`, the workflow's own (embedded) config is used."""
     cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile",
-           str(SNAKEFILE), "--configfile", str(config), "--directory", str(workdir)]
+           str(SNAKEFILE), "--directory", str(workdir)]
+    if config is not None:
+        cmd += ["--configfile", str(config)]
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)

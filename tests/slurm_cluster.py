@@ -88,8 +88,21 @@ class Cluster:
     node: str
     cpus: int
     pids: dict[str, int] = field(default_factory=dict)
+    # /etc/slurm files as they were before start(): their text, or None where there was none.
+    saved_etc: dict[Path, str | None] = field(default_factory=dict)
 
     def stop(self, timeout: float = 15) -> None:
+        """Kill our daemons, then put /etc/slurm back as it was.
+
+        A slurm.conf left behind naming a controller that no longer runs would make every later
+        Snakemake start wait ~10 s: the Slurm executor plugin runs `scontrol show config` when it
+        is imported, which Snakemake does at every start, and scontrol waits for the controller.
+        """
+        self._stop_daemons(timeout)
+        restore_etc(self.saved_etc)
+        self.saved_etc = {}
+
+    def _stop_daemons(self, timeout: float) -> None:
         for name in ("slurmd", "slurmctld", "munged"):
             pid = self.pids.pop(name, None)
             if pid is None or not _running(pid):
@@ -148,6 +161,34 @@ PartitionName=main Nodes={node} Default=YES MaxTime=INFINITE State=UP
 """
 
 
+ETC_FILES = ("slurm.conf", "gres.conf", "cgroup.conf")
+
+
+def save_etc() -> dict[Path, str | None]:
+    """The /etc/slurm files start() replaces, as they are now (None: absent).
+
+    A slurm.conf of this test cluster (ClusterName=w2vutest) left by an earlier version of this
+    module that did not restore it counts as absent, so that stop() removes it.
+    """
+    saved: dict[Path, str | None] = {}
+    for name in ETC_FILES:
+        try:
+            saved[ETC / name] = (ETC / name).read_text()
+        except FileNotFoundError:
+            saved[ETC / name] = None
+    if "ClusterName=w2vutest" in (saved[ETC / "slurm.conf"] or ""):  # with its gres.conf
+        saved[ETC / "slurm.conf"] = saved[ETC / "gres.conf"] = None
+    return saved
+
+
+def restore_etc(saved: dict[Path, str | None]) -> None:
+    for path, text in saved.items():
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text)
+
+
 def _check_output(cmd: list[str], timeout: float = 30) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
 
@@ -162,7 +203,7 @@ def start(timeout: float = 60) -> Cluster:
         if pid is not None and _running(pid):
             raise RuntimeError(f"{name} already runs (pid {pid}); not touching it")
     node = socket.gethostname().split(".")[0]
-    cluster = Cluster(node=node, cpus=max(os.cpu_count() or 1, MIN_CPUS))
+    cluster = Cluster(node=node, cpus=max(os.cpu_count() or 1, MIN_CPUS), saved_etc=save_etc())
     ETC.mkdir(parents=True, exist_ok=True)
     (ETC / "slurm.conf").write_text(slurm_conf(node, cluster.cpus, MEMORY_MB))
     (ETC / "gres.conf").write_text(f"AutoDetect=off\nNodeName={node} Name=gpu File=/dev/null\n")

@@ -167,3 +167,27 @@ def test_profile_submits_gpu_rules_with_a_gpu_and_matches_local_run(cluster, tmp
     # Same bytes as the local run: GAN training ran on the CPU (device auto, no CUDA) although its
     # job was given the fake GPU.
     assert digests(on_slurm) == expected
+
+
+def test_stopping_the_cluster_puts_etc_slurm_back(tmp_path, monkeypatch):
+    """A slurm.conf left behind naming a stopped controller would make every later Snakemake start
+    wait for scontrol (the Slurm plugin asks it at import): stop() restores /etc/slurm as found,
+    and a test cluster's conf left by an older version of this module counts as not there."""
+    monkeypatch.setattr(slurm_cluster, "ETC", tmp_path)
+    cluster = slurm_cluster.Cluster(node="n", cpus=1)
+    (tmp_path / "slurm.conf").write_text("ClusterName=site\n")
+    (tmp_path / "cgroup.conf").write_text("CgroupPlugin=autodetect\n")
+    cluster.saved_etc = slurm_cluster.save_etc()
+    (tmp_path / "slurm.conf").write_text(slurm_cluster.slurm_conf("n", 1, 1000))
+    (tmp_path / "gres.conf").write_text("AutoDetect=off\n")
+    (tmp_path / "cgroup.conf").unlink()
+    cluster.stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cgroup.conf", "slurm.conf"]
+    assert (tmp_path / "slurm.conf").read_text() == "ClusterName=site\n"
+    assert (tmp_path / "cgroup.conf").read_text() == "CgroupPlugin=autodetect\n"
+
+    (tmp_path / "slurm.conf").write_text(slurm_cluster.slurm_conf("n", 1, 1000))  # stale, ours
+    (tmp_path / "gres.conf").write_text("AutoDetect=off\n")
+    cluster.saved_etc = slurm_cluster.save_etc()
+    cluster.stop()
+    assert [p.name for p in tmp_path.iterdir()] == ["cgroup.conf"]

@@ -59,6 +59,7 @@ from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, open_features
 from w2vu.io.rolling import discard_if_other_run
 from w2vu.text.ngram import ArpaModel
+from w2vu.train.adam import Adam
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ METRIC_COLUMNS = (
 
 # §2.6: (generator LR, discriminator LR) per variant; weight decay 0 / 1e-4 for both.
 REFERENCE_LRS = {1: (4e-4, 5e-4), 2: (5e-5, 3e-4)}
+OPTIMIZER = "fairseq-adam"  # w2vu.train.adam: the reference's update rule
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class TrainConfig:
         out = {k: getattr(self, k) for k in keep}
         out["betas"] = list(self.betas)
         out["weights"] = asdict(self.weights)
+        out["optimizer"] = OPTIMIZER  # checkpoints of the earlier torch AdamW runs are refused
         return out
 
 
@@ -187,16 +190,14 @@ def generator_parameters(model: Wav2vecU) -> list[nn.Parameter]:
 
 
 def build_optimizers(model: Wav2vecU, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """Two Adams with decoupled weight decay (fairseq's Adam: p ← p − lr·wd·p), §2.6."""
-    def adam(params: list[nn.Parameter], lr: float, wd: float) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(params, lr=lr, betas=config.betas, eps=config.eps,
-                                 weight_decay=wd, foreach=False)
-
+    """Two of the reference's Adams (eps outside sqrt(v), decoupled weight decay), §2.6."""
     return {
-        "generator": adam(generator_parameters(model), config.lr_generator,
-                          config.weight_decay_generator),
-        "discriminator": adam(list(model.discriminator.parameters()), config.lr_discriminator,
-                              config.weight_decay_discriminator),
+        "generator": Adam(generator_parameters(model), lr=config.lr_generator,
+                          betas=config.betas, eps=config.eps,
+                          weight_decay=config.weight_decay_generator),
+        "discriminator": Adam(list(model.discriminator.parameters()),
+                              lr=config.lr_discriminator, betas=config.betas, eps=config.eps,
+                              weight_decay=config.weight_decay_discriminator),
     }
 
 

@@ -1,0 +1,1 @@
+"""The training kernel shared by every trainer (GAN, CTC, probe)."""
