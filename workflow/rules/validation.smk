@@ -2,6 +2,7 @@
 # columns, an espeak code espeak-ng knows), so that a bad config stops before any job runs with one
 # line naming the key and the fix.
 import glob
+import re
 
 if REPO not in sys.path:
     sys.path.insert(0, REPO)  # the library's checks (w2vu is importable without installing it)
@@ -9,7 +10,23 @@ if REPO not in sys.path:
 
 def config_error(key, message):
     """The one-line error of a bad config value: the key, what is wrong, the fix."""
-    return WorkflowError(f"config: {key}: {message}")
+    return WorkflowError(f"config: {key}: {message}" if key else f"config: {message}")
+
+
+def validated(instance, schema, key):
+    """Validate against a schema (filling defaults); Snakemake's error, which prints the whole
+    schema, becomes one line: the key and what is wrong."""
+    try:
+        validate(instance, schema=schema)
+    except WorkflowError as e:
+        text = str(e)
+        problem = re.search(r"^ValidationError: (.*)$", text, re.M)
+        where = re.search(r"^On instance(.*):$", text, re.M)
+        path = re.findall(r"\[(?:'([^']*)'|(\d+))\]", where.group(1)) if where else []
+        full = ".".join([key, *(name or index for name, index in path)] if key else
+                        [name or index for name, index in path])
+        reason = problem.group(1) if problem else text
+        raise config_error(full, f"{reason} (config/README.md explains every key)") from None
 
 
 def check_table_header(key, path, required, one_of=()):
@@ -55,10 +72,7 @@ def check_espeak(key, code):
 def validate_language(name, lang):
     """Validate one language (filling defaults) and check what the schema cannot express."""
     where = f"languages.{name}"
-    try:
-        validate(lang, schema="../schemas/language.schema.yaml")
-    except WorkflowError as e:
-        raise WorkflowError(f"config: {where}: {e}") from None
+    validated(lang, "../schemas/language.schema.yaml", where)
     if "demo" in lang:
         if "audio" in lang or "text" in lang:
             raise config_error(where, "`demo` synthesises audio and text; remove `audio` and "
@@ -99,7 +113,7 @@ def validate_language(name, lang):
 
 def validate_config():
     """The whole config: the schema (which fills defaults), each language, cross-key limits."""
-    validate(config, schema="../schemas/config.schema.yaml")
+    validated(config, "../schemas/config.schema.yaml", "")
     audio = config["audio"]
     if audio["min_seconds"] >= audio["max_seconds"]:
         raise config_error("audio.min_seconds", f"{audio['min_seconds']} is not below "
