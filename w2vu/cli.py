@@ -289,28 +289,50 @@ def cmd_gan_generate(a: argparse.Namespace) -> None:
         selected = json.loads(a.selection.read_text(encoding="utf-8"))["selected"]
         checkpoint = Path(selected["run_dir"]) / "best.pt"
         log.info("gan-generate: selected run %s", selected["run_dir"])
-    variant = int(load_checkpoint(checkpoint)["variant"])
-    features = _variant_features(a.features)
-    if variant not in features:
-        raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no features "
-                        f"were given for it (--features {variant}=PREFIX)")
-    hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
-                    decode_stride=a.decode_stride, write_emissions=a.emissions, device=a.device)
-    log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
-             checkpoint)
+
+    def run() -> None:
+        variant = int(load_checkpoint(checkpoint)["variant"])
+        features = _variant_features(a.features)
+        if variant not in features:
+            raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no "
+                            f"features were given for it (--features {variant}=PREFIX)")
+        hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
+                        decode_stride=a.decode_stride, write_emissions=a.emissions,
+                        device=a.device)
+        log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
+                 checkpoint)
+
+    outputs = [a.out_dir / f"{a.split}.txt", a.out_dir / f"{a.split}_units.txt"]
+    _bracketing(a, "gan-generate", outputs, [checkpoint], run)
+
+
+def _bracketing(a: argparse.Namespace, stage: str, outputs: list, inputs: list,
+                run: Callable[[], object]) -> None:
+    """Run a probe or baseline step; with --note-failure, a failure (its own or an input's)
+    is written into its outputs as a note that scores.tsv reports, and the run goes on."""
+    if not a.note_failure:
+        run()
+        return
+    from w2vu.io.failed import run_or_note
+
+    run_or_note(stage, outputs, inputs, run)
 
 
 def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
     from w2vu.eval.score import most_frequent_phone_baseline
 
-    score = most_frequent_phone_baseline(a.text, a.references, a.out)
-    log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+    def run() -> None:
+        score = most_frequent_phone_baseline(a.text, a.references, a.out)
+        log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+
+    _bracketing(a, "baseline-frequent-phone", [a.out], [], run)
 
 
 def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
     from w2vu.eval.score import random_checkpoint
 
-    random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed)
+    _bracketing(a, "baseline-random-checkpoint", [a.out], [],
+                lambda: random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed))
 
 
 def cmd_probe_train(a: argparse.Namespace) -> None:
@@ -319,22 +341,32 @@ def cmd_probe_train(a: argparse.Namespace) -> None:
     from w2vu.eval.probe import train_probe
 
     torch.set_num_threads(a.threads)
-    train_probe(a.features, a.phn, a.dictionary, a.steps, a.batch_size, a.lr, a.seed,
-                out_path=a.out)
+    _bracketing(a, "probe-train", [a.out], [],
+                lambda: train_probe(a.features, a.phn, a.dictionary, a.steps, a.batch_size,
+                                    a.lr, a.seed, out_path=a.out))
 
 
 def cmd_probe_decode(a: argparse.Namespace) -> None:
     from w2vu.eval.probe import load_probe, probe_per
 
-    score = probe_per(load_probe(a.probe), a.features, a.phn, a.dictionary, a.out)
-    log.info("probe: PER %.4f on %s (%d utterances)", score.rate, a.phn, score.utterances)
+    def run() -> None:
+        score = probe_per(load_probe(a.probe), a.features, a.phn, a.dictionary, a.out)
+        log.info("probe: PER %.4f on %s (%d utterances)", score.rate, a.phn, score.utterances)
+
+    _bracketing(a, "probe-decode", [a.out], [a.probe], run)
 
 
 def cmd_score(a: argparse.Namespace) -> None:
-    from w2vu.eval.score import score_files, score_row, write_scores
+    from w2vu.eval.score import failed_row, score_files, score_row, write_scores
+    from w2vu.io.failed import failure_reason
 
     rows = []
     for stage, split, metric, hyp, ref in a.row:
+        reason = failure_reason(hyp)
+        if reason is not None:
+            log.warning("%s %s %s: failed (%s)", stage, split, metric.upper(), reason)
+            rows.append(failed_row(stage, split, metric, reason))
+            continue
         score = score_files(hyp, ref, metric)
         log.info("%s %s %s: %.4f (%d errors / %d tokens, %d empty references skipped)", stage,
                  split, metric.upper(), score.rate, score.errors, score.ref_len, score.skipped)
@@ -563,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-root", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
 
-    p = command("labels", cmd_labels, "write .wrd/.ltr/.given.phn references aligned with a manifest")
+    p = command("labels", cmd_labels, "write .wrd/.ltr/.given.phn aligned with a manifest")
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--shard-lists", nargs="+", required=True, help="inventory shard lists")
     p.add_argument("--split", required=True)
@@ -761,6 +793,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--split", required=True)
     p.add_argument("--decode-stride", type=int, help="2.0: generator stride at decoding")
+    p.add_argument("--note-failure", action="store_true",
+                   help="a failure becomes a note in the outputs (scores.tsv reports it)")
     p.add_argument("--emissions", action="store_true",
                    help="also write frame log-probs ({split}.emissions.npy) for WFST decoding")
     p.add_argument("--device", default="auto")
@@ -771,6 +805,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
     p.add_argument("--references", required=True, type=Path, help="the split's .phn")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--note-failure", action="store_true",
+                   help="a failure becomes a note in the outputs (scores.tsv reports it)")
 
     p = command("baseline-random-checkpoint", cmd_baseline_random_checkpoint,
                 "baseline: a GAN checkpoint with seeded random weights")
@@ -779,6 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", type=int, choices=(1, 2), default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--note-failure", action="store_true",
+                   help="a failure becomes a note in the outputs (scores.tsv reports it)")
 
     p = command("probe-train", cmd_probe_train,
                 "supervised ceiling: a linear CTC probe on the GAN input features")
@@ -787,6 +825,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dictionary", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--note-failure", action="store_true",
+                   help="a failure becomes a note in the outputs (scores.tsv reports it)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--seed", type=int, default=1)
@@ -798,6 +838,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phn", required=True, type=Path, help="the split's .phn (line count, PER)")
     p.add_argument("--dictionary", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--note-failure", action="store_true",
+                   help="a failure becomes a note in the outputs (scores.tsv reports it)")
 
     def decode_settings(p: argparse.ArgumentParser) -> None:
         p.add_argument("--emissions", required=True, help="frame log-prob prefix (.npy/.lengths)")

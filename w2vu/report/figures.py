@@ -327,10 +327,18 @@ def gan_training(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLik
     return _save(fig, out, layout=False)
 
 
+def is_rate(text: str) -> bool:
+    """A finite number (not empty, `nan` or `failed`)."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def error_rates(scores: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Error rate (%) per stage, one bar per split, one panel per metric (PER, WER...)."""
     rows = read_table(scores, required=SCORE_COLUMNS)
-    rows = [r for r in rows if r["rate"] and math.isfinite(float(r["rate"]))]
+    rows = [r for r in rows if is_rate(r["rate"])]  # no bar for a failed stage (rate `failed`)
     if not rows:
         raise W2vuError(f"{scores}: no scores; run the scoring steps first")
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
