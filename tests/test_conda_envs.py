@@ -28,7 +28,7 @@ from w2vu.cli import build_parser
 
 ENVS = REPO / "envs"
 PACKAGE = REPO / "w2vu"
-COMMAND = re.compile(r"\bpython -m (w2vu(?:\.report)?)(?:\s+([a-z][a-z0-9-]*))?")
+COMMAND = re.compile(r"\bpython -m w2vu\s+([a-z][a-z0-9-]*)")
 CONDA_VERSION = "24.7.1"  # Snakemake 9's MIN_CONDA_VER
 
 # Loads the workflow (demo config) through Snakemake's API, as `--use-conda` would, and prints
@@ -199,10 +199,10 @@ def merged(*found: dict[str, bool]) -> dict[str, bool]:
     return out
 
 
-def handler_imports(handler_name: str) -> dict[str, bool]:
-    """Modules a cli.py handler imports: its own (lazy) imports, those of the cli.py helpers it
-    calls, and cli.py's top-level imports."""
-    tree = module_tree("w2vu.cli")
+def handler_imports(module: str, handler_name: str) -> dict[str, bool]:
+    """Modules a handler in the cli phase module `module` imports: its own (lazy) imports, those
+    of the module's helpers it calls, and the module's top-level imports."""
+    tree = module_tree(module)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     found, todo, done = imports_in(top_level), [handler_name], set()
@@ -218,23 +218,22 @@ def handler_imports(handler_name: str) -> dict[str, bool]:
 
 
 @cache
-def subcommand_handlers() -> dict[str, str]:
-    """{`w2vu` subcommand: name of its handler function in cli.py}."""
+def subcommand_handlers() -> dict[str, tuple[str, str]]:
+    """{`w2vu` subcommand: (its cli module, the name of its handler function there)}."""
     parser = build_parser()
     (subparsers,) = [a for a in parser._actions if a.choices and isinstance(a.choices, dict)]
-    return {name: sub.get_default("handler").__name__ for name, sub in subparsers.choices.items()}
+    handlers = {name: sub.get_default("handler") for name, sub in subparsers.choices.items()}
+    return {name: (h.__module__, h.__name__) for name, h in handlers.items()}
 
 
 def command_imports(shell: str) -> tuple[str, dict[str, bool]]:
     """(what the shell command runs, {third-party top-level module it pulls in: fallback-only})."""
     match = COMMAND.search(shell)
     assert match, f"no `python -m w2vu ...` in {shell!r}"
-    module, subcommand = match.groups()
-    if module == "w2vu.report":
-        return module, third_party_imports({"w2vu.report.__main__": False})
+    subcommand = match.group(1)
     handlers = subcommand_handlers()
-    assert subcommand in handlers, f"`w2vu {subcommand}` is not a subcommand of w2vu/cli.py"
-    return f"w2vu {subcommand}", third_party_imports(handler_imports(handlers[subcommand]),
+    assert subcommand in handlers, f"`w2vu {subcommand}` is not a subcommand of w2vu/cli/"
+    return f"w2vu {subcommand}", third_party_imports(handler_imports(*handlers[subcommand]),
                                                         entry="w2vu.cli")
 
 

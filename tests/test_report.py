@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from w2vu.cli import main
 from w2vu.errors import W2vuError
 from w2vu.io.manifest import write_manifest, write_vads
 from w2vu.report import figures
-from w2vu.report.__main__ import main
 
 SVG = "{http://www.w3.org/2000/svg}"
 REPORT_RULES = ("report_speech_ratio", "report_utterance_lengths", "report_cluster_usage",
@@ -122,14 +122,15 @@ def test_error_rates_and_cli(tmp_path):
         "stage\tsplit\tmetric\terrors\treference_tokens\trate",
         "gan_viterbi\ttest\tper\t30\t100\t0.3", "gan_viterbi\tvalid\tper\t25\t100\t0.25",
         "baseline_frequent_phone\ttest\tper\t90\t100\t0.9", "gan_wfst\ttest\twer\t5\t10\t0.5"])
-    assert main(["error-rates", "--scores", str(scores), "--out", str(tmp_path / "e.svg")]) == 0
+    assert main(["report", "error-rates", "--scores", str(scores),
+                 "--out", str(tmp_path / "e.svg")]) == 0
     text = svg_text(tmp_path / "e.svg")
     assert "PER per stage" in text and "WER per stage" in text and "90.0" in text
-    assert main(["error-rates", "--scores", str(tmp_path / "missing.tsv"),
+    assert main(["report", "error-rates", "--scores", str(tmp_path / "missing.tsv"),
                  "--out", str(tmp_path / "x.svg")]) == 2
     assert not (tmp_path / "x.svg").exists()
     src = write_lines(tmp_path / "CLUS4/train.src", ["0 1"])
-    assert main(["cluster-usage", "--src", str(src), "--clusters", "4",
+    assert main(["report", "cluster-usage", "--src", str(src), "--clusters", "4",
                  "--out", str(tmp_path / "c.svg")]) == 0
     assert "train: 2/4 clusters used" in svg_text(tmp_path / "c.svg")
 

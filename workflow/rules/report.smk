@@ -35,7 +35,7 @@ rule report_speech_ratio:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu.report speech-ratio --summary {input.summary:q} --vads {input.vads:q}"
+        "python -m w2vu report speech-ratio --summary {input.summary:q} --vads {input.vads:q}"
         " --manifests {input.manifests:q} --out {output.svg:q} > {log:q} 2>&1"
 
 
@@ -58,7 +58,7 @@ rule report_utterance_lengths:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu.report utterance-lengths --manifests {input.manifests:q}"
+        "python -m w2vu report utterance-lengths --manifests {input.manifests:q}"
         " --out {output.svg:q} > {log:q} 2>&1"
 
 
@@ -82,7 +82,7 @@ rule report_cluster_usage:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu.report cluster-usage --src {input.src:q} --clusters {params.clusters}"
+        "python -m w2vu report cluster-usage --src {input.src:q} --clusters {params.clusters}"
         " --out {output.svg:q} > {log:q} 2>&1"
 
 
@@ -105,7 +105,7 @@ rule report_phone_frequencies:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu.report phone-frequencies --text {input.text:q}"
+        "python -m w2vu report phone-frequencies --text {input.text:q}"
         " --generated {input.generated:q} --out {output.svg:q} > {log:q} 2>&1"
 
 
@@ -129,7 +129,7 @@ rule report_gan_training:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu.report gan-training --metrics {input.metrics:q} --title {params.title:q}"
+        "python -m w2vu report gan-training --metrics {input.metrics:q} --title {params.title:q}"
         " --out {output.svg:q} > {log:q} 2>&1"
 
 
@@ -151,5 +151,5 @@ rule report_error_rates:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu.report error-rates --scores {input.scores:q} --out {output.svg:q}"
+        "python -m w2vu report error-rates --scores {input.scores:q} --out {output.svg:q}"
         " > {log:q} 2>&1"

@@ -1,0 +1,121 @@
+"""Evaluation commands: baselines, the supervised probe, PER/WER scores."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from w2vu.cli.commands import Commands, bracketing, note_failure, threads
+
+log = logging.getLogger("w2vu")
+COMMANDS = Commands()
+
+
+def _baseline_frequent_phone_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
+    p.add_argument("--references", required=True, type=Path, help="the split's .phn")
+    p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
+
+
+@COMMANDS("baseline-frequent-phone", _baseline_frequent_phone_arguments,
+          "baseline: the unpaired text's commonest phone, once per utterance")
+def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import most_frequent_phone_baseline
+
+    def run() -> None:
+        score = most_frequent_phone_baseline(a.text, a.references, a.out)
+        log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+
+    bracketing(a, "baseline-frequent-phone", [a.out], [], run)
+
+
+def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--features", required=True, help="feature prefix (gives the input size)")
+    p.add_argument("--variant", type=int, choices=(1, 2), default=1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
+
+
+@COMMANDS("baseline-random-checkpoint", _baseline_random_checkpoint_arguments,
+          "baseline: a GAN checkpoint with seeded random weights")
+def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import random_checkpoint
+
+    bracketing(a, "baseline-random-checkpoint", [a.out], [],
+               lambda: random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed))
+
+
+def _probe_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", required=True, help="train feature prefix")
+    p.add_argument("--phn", required=True, type=Path, help="the train split's .phn")
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--seed", type=int, default=1)
+    threads(p)
+    note_failure(p)
+
+
+@COMMANDS("probe-train", _probe_train_arguments,
+          "supervised ceiling: a linear CTC probe on the GAN input features")
+def cmd_probe_train(a: argparse.Namespace) -> None:
+    import torch
+
+    from w2vu.eval.probe import train_probe
+
+    torch.set_num_threads(a.threads)
+    bracketing(a, "probe-train", [a.out], [],
+               lambda: train_probe(a.features, a.phn, a.dictionary, a.steps, a.batch_size,
+                                   a.lr, a.seed, out_path=a.out))
+
+
+def _probe_decode_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probe", required=True, type=Path)
+    p.add_argument("--features", required=True)
+    p.add_argument("--phn", required=True, type=Path, help="the split's .phn (line count, PER)")
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
+
+
+@COMMANDS("probe-decode", _probe_decode_arguments, "greedy transcripts of a split by the probe")
+def cmd_probe_decode(a: argparse.Namespace) -> None:
+    from w2vu.eval.probe import load_probe, probe_per
+
+    def run() -> None:
+        score = probe_per(load_probe(a.probe), a.features, a.phn, a.dictionary, a.out)
+        log.info("probe: PER %.4f on %s (%d utterances)", score.rate, a.phn, score.utterances)
+
+    bracketing(a, "probe-decode", [a.out], [a.probe], run)
+
+
+def _score_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--row", nargs=5, action="append", required=True,
+                   metavar=("STAGE", "SPLIT", "METRIC", "HYP", "REF"),
+                   help="one row: metric per or wer, line-aligned hypothesis and reference")
+    p.add_argument("--out", required=True, type=Path, help="scores.tsv")
+
+
+@COMMANDS("score", _score_arguments, "PER/WER of every stage and split into scores.tsv")
+def cmd_score(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import failed_row, score_files, score_row, write_scores
+    from w2vu.io.failed import failure_reason
+
+    rows = []
+    for stage, split, metric, hyp, ref in a.row:
+        reason = failure_reason(hyp)
+        if reason is not None:
+            log.warning("%s %s %s: failed (%s)", stage, split, metric.upper(), reason)
+            rows.append(failed_row(stage, split, metric, reason))
+            continue
+        score = score_files(hyp, ref, metric)
+        log.info("%s %s %s: %.4f (%d errors / %d tokens, %d empty references skipped)", stage,
+                 split, metric.upper(), score.rate, score.errors, score.ref_len, score.skipped)
+        rows.append(score_row(stage, split, metric, score))
+    write_scores(a.out, rows)

@@ -1,0 +1,139 @@
+"""GAN commands: train one run, select a run of a sweep, generate transcripts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from w2vu.cli.commands import Commands, bracketing, key_values, note_failure, threads
+from w2vu.errors import W2vuError
+
+log = logging.getLogger("w2vu")
+COMMANDS = Commands()
+
+
+def _variant_features(pairs: list[str]) -> dict[int, str]:
+    """``1=prefix 2=prefix``: the features each GAN variant reads."""
+    variants, prefixes = key_values(pairs, str)
+    try:
+        return {int(v): p for v, p in zip(variants, prefixes)}
+    except ValueError:
+        raise W2vuError(f"--features takes VARIANT=PREFIX (VARIANT 1 or 2), got {pairs}") from None
+
+
+def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", type=int, choices=(1, 2), default=1, help="wav2vec-U 1.0 or 2.0")
+    p.add_argument("--features", required=True, help="train feature prefix")
+    p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--lm", required=True, type=Path, help="phone 4-gram (ARPA) for selection")
+    p.add_argument("--valid-features", help="validation feature prefix")
+    p.add_argument("--valid-phn", type=Path, help="validation references (.phn), for PER")
+    p.add_argument("--km", type=Path, help="2.0: train.km auxiliary targets")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--max-updates", type=int, default=150_000)
+    p.add_argument("--batch-size", type=int, default=160)
+    p.add_argument("--validate-every", type=int, default=1000)
+    p.add_argument("--code-penalty", type=float, help="default: the variant's reference value")
+    p.add_argument("--gradient-penalty", type=float, help="default: the variant's reference")
+    p.add_argument("--smoothness", type=float, help="default: the variant's reference value")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on GPU")
+    threads(p)
+
+
+@COMMANDS("gan-train", _gan_train_arguments,
+          "train one wav2vec-U GAN run (resumes from checkpoint_last.pt in --out-dir)")
+def cmd_gan_train(a: argparse.Namespace) -> None:
+    import torch
+
+    from w2vu.gan.losses import LossWeights, w2vu2_weights
+    from w2vu.gan.select import write_run_info
+    from w2vu.gan.trainer import TrainConfig, TrainPaths, train
+
+    torch.set_num_threads(a.threads)
+    base = LossWeights() if a.variant == 1 else w2vu2_weights()
+    chosen = {"code_penalty": a.code_penalty, "gradient_penalty": a.gradient_penalty,
+              "smoothness": a.smoothness}
+    weights = replace(base, **{k: v for k, v in chosen.items() if v is not None})
+    config = TrainConfig(variant=a.variant, max_updates=a.max_updates, batch_size=a.batch_size,
+                         weights=weights, validate_every=a.validate_every,
+                         checkpoint_every=a.validate_every, seed=a.seed, device=a.device,
+                         bf16=a.bf16)
+    paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
+                       a.km)
+    write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed,
+                               **{k: getattr(weights, k) for k in chosen}})
+    train(config, paths, a.out_dir, restart_on_change=True)
+
+
+def _gan_select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", nargs="+", required=True, help="run folders (metrics.tsv, run.json)")
+    p.add_argument("--method", choices=("reference", "paper"), default="reference")
+    p.add_argument("--tolerance", type=float, default=1.2, help="paper method, step 2")
+    p.add_argument("--out", required=True, type=Path, help="selected.json")
+
+
+@COMMANDS("gan-select", _gan_select_arguments,
+          "choose one GAN run of a sweep by the unsupervised metric (selected.json)")
+def cmd_gan_select(a: argparse.Namespace) -> None:
+    from w2vu.gan.select import select_run
+
+    result = select_run(a.runs, a.out, a.method, a.tolerance)
+    chosen = result["selected"]
+    log.info("gan-select (%s): %s of %d runs (%d rankable), best update %s, %s",
+             a.method, chosen["run_dir"], result["n_runs"], result["n_valid"],
+             chosen["best_update"], chosen["metrics"])
+
+
+def _gan_generate_arguments(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--selection", type=Path, help="selected.json: use the chosen run")
+    source.add_argument("--checkpoint", type=Path, help="a best.pt")
+    p.add_argument("--features", nargs="+", required=True, metavar="VARIANT=PREFIX",
+                   help="features of the split for each GAN variant, e.g. 1=.../valid")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--split", required=True)
+    p.add_argument("--decode-stride", type=int, help="2.0: generator stride at decoding")
+    p.add_argument("--emissions", action="store_true",
+                   help="also write frame log-probs ({split}.emissions.npy) for WFST decoding")
+    p.add_argument("--device", default="auto")
+    threads(p)
+    note_failure(p)
+
+
+@COMMANDS("gan-generate", _gan_generate_arguments,
+          "Viterbi transcripts of a split from a GAN checkpoint ({split}.txt, _units.txt)")
+def cmd_gan_generate(a: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from w2vu.gan.generate import generate, load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    checkpoint = a.checkpoint
+    if a.selection is not None:
+        selected = json.loads(a.selection.read_text(encoding="utf-8"))["selected"]
+        checkpoint = Path(selected["run_dir"]) / "best.pt"
+        log.info("gan-generate: selected run %s", selected["run_dir"])
+
+    def run() -> None:
+        variant = int(load_checkpoint(checkpoint)["variant"])
+        features = _variant_features(a.features)
+        if variant not in features:
+            raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no "
+                            f"features were given for it (--features {variant}=PREFIX)")
+        hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
+                        decode_stride=a.decode_stride, write_emissions=a.emissions,
+                        device=a.device)
+        log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
+                 checkpoint)
+
+    # The random-generator baseline: its checkpoint may be a failure note (--note-failure).
+    outputs = [a.out_dir / f"{a.split}.txt", a.out_dir / f"{a.split}_units.txt"]
+    bracketing(a, "gan-generate", outputs, [checkpoint], run)

@@ -1,0 +1,126 @@
+"""Text commands: normalisation, lexicon, phone text, n-gram LMs, decoding graphs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from w2vu.cli.commands import Commands
+
+COMMANDS = Commands()
+
+
+def _normalize_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", nargs="+", required=True, type=Path, help="text files")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--casefold", action="store_true")
+    p.add_argument("--max-line-chars", type=int, default=2000, help="longer lines are split")
+    p.add_argument("--lid-model", help="local fastText LID model; none: no LID filtering")
+    p.add_argument("--lid-label", default="", help="the language's label in the LID model")
+    p.add_argument("--lid-threshold", type=float, default=0.4)
+
+
+@COMMANDS("normalize", _normalize_arguments, "normalise unpaired text, one sentence per line")
+def cmd_normalize(a: argparse.Namespace) -> None:
+    from w2vu.text.normalize import NormalizeSettings, normalize_text
+
+    normalize_text(a.inputs, a.out, NormalizeSettings(a.casefold, a.max_line_chars, a.lid_model,
+                                                      a.lid_label, a.lid_threshold))
+
+
+def _lexicon_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", required=True, type=Path, help="normalised text")
+    p.add_argument("--language", required=True, help="espeak-ng language code")
+    p.add_argument("--out-words", required=True, type=Path)
+    p.add_argument("--out-lexicon", required=True, type=Path)
+    p.add_argument("--min-word-count", type=int, default=2)
+    p.add_argument("--user-lexicon", help="word<TAB>phones file")
+    p.add_argument("--mode", choices=("extend", "replace"), default="extend",
+                   help="the user lexicon extends espeak (its entries win) or replaces it")
+    p.add_argument("--cache-dir", type=Path, help="keep pronunciations here between runs")
+
+
+@COMMANDS("lexicon", _lexicon_arguments, "count words and phonemise each kept word once")
+def cmd_lexicon(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import LexiconSettings, build_lexicon
+
+    build_lexicon(a.text, a.out_words, a.out_lexicon,
+                  LexiconSettings(a.language, a.min_word_count, a.user_lexicon, a.mode),
+                  cache_dir=a.cache_dir)
+
+
+def _phones_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", required=True, type=Path, help="normalised text")
+    p.add_argument("--lexicon", required=True, type=Path)
+    p.add_argument("--out-dict", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out-lexicon", required=True, type=Path, help="filtered lexicon")
+    p.add_argument("--out-phone-text", required=True, type=Path)
+    p.add_argument("--min-phones", type=int, default=10)
+    p.add_argument("--count-by", choices=("lexicon", "corpus"), default="lexicon")
+    p.add_argument("--sil-prob", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=0)
+
+
+@COMMANDS("phones", _phones_arguments, "phone inventory, filtered lexicon, phone text with <SIL>")
+def cmd_phones(a: argparse.Namespace) -> None:
+    from w2vu.text.phones import PhoneSettings, build_phone_text
+
+    build_phone_text(a.text, a.lexicon, a.out_dict, a.out_lexicon, a.out_phone_text,
+                     PhoneSettings(a.min_phones, a.count_by, a.sil_prob, a.seed))
+
+
+def _reference_phones_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--words", required=True, type=Path, help="the split's .wrd")
+    p.add_argument("--given", required=True, type=Path, help="the split's .given.phn")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--lexicon", required=True, type=Path, help="the unfiltered lexicon.lst")
+    p.add_argument("--out", required=True, type=Path, help="the split's .phn")
+    p.add_argument("--language", required=True, help="espeak-ng language code")
+    p.add_argument("--user-lexicon", help="word<TAB>phones file")
+    p.add_argument("--mode", choices=("extend", "replace"), default="extend")
+    p.add_argument("--casefold", action="store_true")
+    p.add_argument("--cache-dir", type=Path, help="the lexicon step's pronunciation cache")
+
+
+@COMMANDS("reference-phones", _reference_phones_arguments,
+          "a split's phone references: given phones checked, else words phonemised")
+def cmd_reference_phones(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import LexiconSettings
+    from w2vu.text.references import write_reference_phones
+
+    write_reference_phones(a.words, a.given, a.dictionary, a.lexicon, a.out,
+                           LexiconSettings(a.language, user_lexicon=a.user_lexicon,
+                                           user_lexicon_mode=a.mode),
+                           casefold=a.casefold, cache_dir=a.cache_dir)
+
+
+def _lm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", required=True, type=Path, help="one sentence per line")
+    p.add_argument("--order", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--prune", nargs="*", type=int, help="count thresholds per order, as lmplz")
+    p.add_argument("--lmplz", help="use this lmplz binary instead of w2vu's estimator")
+
+
+@COMMANDS("lm", _lm_arguments, "ARPA n-gram LM (interpolated modified Kneser-Ney, as lmplz)")
+def cmd_lm(a: argparse.Namespace) -> None:
+    from w2vu.text.lm import build_lm
+
+    build_lm(a.text, a.order, a.out, prune=a.prune, lmplz=a.lmplz)
+
+
+def _graphs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt (fairseq)")
+    p.add_argument("--arpa", required=True, type=Path, help="word LM, or phone LM without lexicon")
+    p.add_argument("--lexicon", type=Path, help="word<TAB>phones; none: phone-to-phone graph")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--blank", default="<s>", choices=("<s>", "<SIL>"))
+    p.add_argument("--silence", choices=("<SIL>",), help="also absorb <SIL> frames like a blank")
+
+
+@COMMANDS("graphs", _graphs_arguments, "H, L, G, LG and HLG decoding graphs (OpenFst binary)")
+def cmd_graphs(a: argparse.Namespace) -> None:
+    from w2vu.text.fst import build_graphs
+
+    build_graphs(a.dictionary, a.arpa, a.out_dir, lexicon=a.lexicon, blank=a.blank,
+                 silence=a.silence)
