@@ -87,14 +87,14 @@ def validate_language(name, lang):
             raise config_error(f"{where}.audio.table", f"{lang['audio']['table']} not found")
         split_column = ("split",) if lang["splits"]["method"] == "column" else ()
         check_table_header(f"{where}.audio.table", lang["audio"]["table"], ("path", *split_column))
-    else:
-        check_audio_paths(f"{where}.audio.paths", lang["audio"]["paths"])
     if "lid_label" in lang and "lid_model" not in config.get("text", {}):
         raise config_error(f"{where}.lid_label", "set text.lid_model too, or remove lid_label")
     for key in ("text", "references", "lexicon"):
         for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
             if not os.path.isfile(path):
                 raise config_error(f"{where}.{key}", f"{path} not found")
+    if "paths" in lang.get("audio", {}):
+        check_audio_paths(f"{where}.audio.paths", lang["audio"]["paths"])
     if "references" in lang:
         check_table_header(f"{where}.references", lang["references"], ("transcript",),
                            one_of=("path", "key"))
