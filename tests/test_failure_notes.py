@@ -27,6 +27,7 @@ def test_a_failed_probe_is_a_failed_row_and_the_other_stages_are_scored(tmp_path
                  "2", *common]) == 0
     reason = failure_reason(tmp_path / "probe.pt")
     assert reason.startswith("probe-train: ") and "no utterance has both phones" in reason
+    assert "2 of 2 have no phones" in reason
     assert main(["probe-decode", "--probe", str(tmp_path / "probe.pt"), "--features",
                  str(tmp_path / "valid"), "--phn", str(tmp_path / "valid.phn"), "--out",
                  str(tmp_path / "probe.txt"), *common]) == 0
