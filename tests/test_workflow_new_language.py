@@ -37,7 +37,8 @@ def test_word_only_references_of_a_new_language_give_complete_scores(tmp_path, s
                                    "text": ["text.txt"], "references": "referenser.tsv",
                                    "splits": {"fractions": {"train": 0.5, "valid": 0.5}}}},
               "audio": {"shards": 1}, "text": {"min_phones": 1},
-              "features": {"clusters": 64, "km_clusters": 4}, "gan": TINY_GAN, **TINY_DOWNSTREAM}
+              "features": {"clusters": 64, "km_clusters": 4, "shards": 1}, "gan": TINY_GAN,
+              **TINY_DOWNSTREAM}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
     snakemake(tmp_path, "results/sv/scores.tsv")
