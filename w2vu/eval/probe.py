@@ -9,7 +9,6 @@ features, the GAN cannot either, so the probe's PER bounds what the features all
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from w2vu.eval.score import PHONE_DROP, Score, read_lines, score_lines
 from w2vu.gan.data import NUM_SPECIALS, PhoneDictionary, load_phone_dictionary, pad_features
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, open_features
+from w2vu.io.torch_files import load_torch_file
 from w2vu.selftrain.ctc_train import ctc_steps
 
 BLANK = 0  # fairseq "<s>" doubles as the CTC blank, as in the reference's CTC setups
@@ -89,12 +89,15 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
 
 def load_probe(path: str | os.PathLike) -> nn.Linear:
     """A probe saved by :func:`train_probe`."""
-    if not Path(path).exists():
-        raise W2vuError(f"{path}: probe not found; run the probe training step first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    vocab, dim = saved["state"]["weight"].shape
-    probe = nn.Linear(int(dim), int(vocab))
-    probe.load_state_dict(saved["state"])
+    saved = load_torch_file(path, "probe", "run the probe training step first",
+                            "retrain it (delete it and rerun probe_train)")
+    try:
+        vocab, dim = saved["state"]["weight"].shape
+        probe = nn.Linear(int(dim), int(vocab))
+        probe.load_state_dict(saved["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise W2vuError(f"{path}: not a probe written by probe-train ({e!r}); retrain it "
+                        "(delete it and rerun probe_train)") from None
     return probe.eval()
 
 

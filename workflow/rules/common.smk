@@ -6,9 +6,9 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
-from snakemake.utils import validate
 
 REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
+sys.path.insert(0, REPO)  # validation uses w2vu's own checks, from this checkout
 
 
 # Cheap bookkeeping steps run on the submitting node under a cluster executor.
@@ -36,6 +36,10 @@ def split_names_of(lang_cfg):
     return list(splits["names"])
 
 
+# Languages whose audio and text a rule builds (results/{lang}/{builder}/), not the user.
+CORPUS_BUILDERS = {"demo": "corpus", "digits": "digits"}
+
+
 include: "validation.smk"
 
 
@@ -51,8 +55,10 @@ def shell_literal(text):
 
 _uses_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _python_dir = os.path.dirname(sys.executable)
+# Descriptor 3 keeps the console Snakemake prints to, which a rule's `> {log} 2>&1` leaves
+# alone: long jobs write a status line there every minute (w2vu/logs.py, `console_status`).
 shell.prefix(
-    "set -euo pipefail; "
+    "set -euo pipefail; exec 3>&2; export W2VU_CONSOLE_FD=3; "
     f'export PYTHONPATH={shell_literal(REPO)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
     + ("" if _uses_conda else f'export PATH={shell_literal(_python_dir)}:"$PATH"; ')
 )
@@ -68,16 +74,25 @@ def split_names(lang):
 
 
 def audio_table(lang):
-    """The audio table of a language: the demo corpus's, the configured one, or None."""
-    if "demo" in language(lang):
-        return f"results/{lang}/corpus/audio.tsv"
+    """The audio table of a language: the built corpus's, the configured one, or None."""
+    folder = built_corpus_folder(lang)
+    if folder:
+        return f"{folder}/audio.tsv"
     return language(lang)["audio"].get("table")
+
+
+def built_corpus_folder(lang):
+    """Where the demo or digits corpus of a language is built, or None for user audio."""
+    for key, folder in CORPUS_BUILDERS.items():
+        if key in language(lang):
+            return f"results/{lang}/{folder}"
+    return None
 
 
 def has_references(lang):
     """True when reference transcripts exist, so that label files and scores are made."""
     lang_cfg = language(lang)
-    if "demo" in lang_cfg or "references" in lang_cfg:
+    if built_corpus_folder(lang) or "references" in lang_cfg:
         return True
     table = audio_table(lang)
     if not table:
@@ -168,9 +183,10 @@ def audio_targets(lang):
 
 
 def unpaired_text(wildcards):
-    """The unpaired text files of a language (the demo corpus's half, or the configured ones)."""
-    if "demo" in language(wildcards.lang):
-        return [f"results/{wildcards.lang}/corpus/text.txt"]
+    """The unpaired text files of a language (the built corpus's, or the configured ones)."""
+    folder = built_corpus_folder(wildcards.lang)
+    if folder:
+        return [f"{folder}/text.txt"]
     return language(wildcards.lang)["text"]
 
 
@@ -388,6 +404,13 @@ def gan_args(wildcards, input):
     if "valid_phn" in input.keys():
         args += ["--valid-phn", input.valid_phn]
     return shlex.join(args)
+
+
+def gan_model_args():
+    """`w2vu gan-train` flags of the discriminator size and learning rates that are set."""
+    keys = ("discriminator_dim", "lr_generator", "lr_discriminator")
+    return " ".join(f"--{k.replace('_', '-')} {config['gan'][k]}" for k in keys
+                    if config["gan"][k] is not None)
 
 
 def gan_targets(lang):

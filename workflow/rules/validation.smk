@@ -4,8 +4,11 @@
 import glob
 import re
 
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)  # the library's checks (w2vu is importable without installing it)
+from snakemake.utils import validate
+
+from w2vu.errors import W2vuError
+from w2vu.text.encoding import check_utf8
+from w2vu.text.phonemize import check_language
 
 
 def config_error(key, message):
@@ -60,9 +63,6 @@ def check_espeak(key, code):
     """espeak-ng knows the language code (asked once, in the main process only)."""
     if not workflow.is_main_process:
         return
-    from w2vu.errors import W2vuError
-    from w2vu.text.phonemize import check_language
-
     try:
         check_language(code)
     except W2vuError as e:
@@ -73,13 +73,23 @@ def validate_language(name, lang):
     """Validate one language (filling defaults) and check what the schema cannot express."""
     where = f"languages.{name}"
     validated(lang, "../schemas/language.schema.yaml", where)
-    if "demo" in lang:
+    built = [k for k in CORPUS_BUILDERS if k in lang]
+    if len(built) > 1:
+        raise config_error(where, "give one of `demo` and `digits`, not both")
+    if built:
         if "audio" in lang or "text" in lang:
-            raise config_error(where, "`demo` synthesises audio and text; remove `audio` and "
-                               "`text`, or remove `demo`")
+            raise config_error(where, f"`{built[0]}` builds the audio and text; remove `audio` "
+                               f"and `text`, or remove `{built[0]}`")
+        if built[0] == "digits":
+            fsdd_table = os.path.join(lang["digits"]["fsdd"], "transcripts.tsv")
+            if not os.path.isfile(fsdd_table):
+                raise config_error(f"{where}.digits.fsdd", f"{fsdd_table} not found (the Free "
+                                   "Spoken Digit Dataset folder, e.g. ../shared/data/fsdd)")
+            if lang["digits"]["min_digits"] > lang["digits"]["max_digits"]:
+                raise config_error(f"{where}.digits", "min_digits is above max_digits")
     elif "audio" not in lang or "text" not in lang:
-        raise config_error(where, "give `audio` (paths or table) and `text`, or `demo: {}` for "
-                           "the synthesised demo corpus")
+        raise config_error(where, "give `audio` (paths or table) and `text`, `demo: {}` for the "
+                           "synthesised demo corpus, or `digits: {fsdd: folder}`")
     elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
         raise config_error(f"{where}.audio", "give exactly one of `paths` and `table`")
     elif "table" in lang["audio"]:
@@ -93,6 +103,11 @@ def validate_language(name, lang):
         for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
             if not os.path.isfile(path):
                 raise config_error(f"{where}.{key}", f"{path} not found")
+    for path in lang.get("text", []):
+        try:
+            check_utf8(path)
+        except W2vuError as e:
+            raise config_error(f"{where}.text", str(e)) from None
     if "paths" in lang.get("audio", {}):
         check_audio_paths(f"{where}.audio.paths", lang["audio"]["paths"])
     if "references" in lang:
@@ -105,7 +120,8 @@ def validate_language(name, lang):
     method = lang["splits"]["method"]
     if method == "lists" and "lists" not in lang["splits"]:
         raise config_error(f"{where}.splits", "method `lists` needs `lists: {split: file}`")
-    if method == "column" and ("names" not in lang["splits"] or "table" not in lang.get("audio", {})):
+    has_table = "table" in lang.get("audio", {}) or "digits" in lang
+    if method == "column" and ("names" not in lang["splits"] or not has_table):
         raise config_error(f"{where}.splits", "method `column` needs `names: [...]` and an audio "
                            "`table` with a split column")
     check_espeak(f"{where}.espeak", lang["espeak"])
