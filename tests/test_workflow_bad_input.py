@@ -42,6 +42,8 @@ def workdir(tmp_path):
      "config: languages.tiny.references: refs.tsv has no transcript column", "the first line"),
     ({"audio": {"table": "audio.tsv"}}, None,
      "config: languages.tiny.audio.table: audio.tsv has no path column", "the first line"),
+    ({"audio": {"paths": ["audio"]}, "splits": {"method": "lists", "lists": {"train": "t.lst"}}},
+     None, "config: languages.tiny.splits.lists.train: t.lst not found", "not found"),
 ])
 def test_bad_config_stops_before_any_job_with_one_line(workdir, language, audio, key, fix):
     (workdir / "refs.tsv").write_text("key\twords\na\thello world\n")
@@ -70,3 +72,11 @@ def test_a_file_name_that_is_not_utf8_is_a_reject_and_the_others_go_on(workdir):
     assert rejects[1].startswith(str(workdir / "audio" / "caf\\xe9.flac"))
     listed = (workdir / "results/tiny/audio/inventory/000.tsv").read_text().splitlines()
     assert len(listed) == 2 and "\ta\t" not in listed[0] and listed[1].startswith("a\t")
+
+
+def test_a_missing_backbone_model_names_its_key(workdir):
+    write_config(workdir, {"audio": {"paths": ["audio"]}, "text": ["text.txt"]}, {"shards": 1},
+                 features={"backbone": "models/xls-r"})
+    done = snakemake(workdir, "-n", check=False)
+    assert "nothing is downloaded" in error_line(done, "config: features.backbone: models/xls-r "
+                                                       "not found")

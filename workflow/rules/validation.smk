@@ -120,6 +120,9 @@ def validate_language(name, lang):
     method = lang["splits"]["method"]
     if method == "lists" and "lists" not in lang["splits"]:
         raise config_error(f"{where}.splits", "method `lists` needs `lists: {split: file}`")
+    for split, path in lang["splits"].get("lists", {}).items():
+        if not os.path.isfile(path):
+            raise config_error(f"{where}.splits.lists.{split}", f"{path} not found")
     has_table = "table" in lang.get("audio", {}) or "digits" in lang
     if method == "column" and ("names" not in lang["splits"] or not has_table):
         raise config_error(f"{where}.splits", "method `column` needs `names: [...]` and an audio "
@@ -135,6 +138,12 @@ def validate_config():
         raise config_error("audio.min_seconds", f"{audio['min_seconds']} is not below "
                            f"audio.max_seconds ({audio['max_seconds']}), so every file would be "
                            "rejected; lower min_seconds or raise max_seconds")
+    models = {"features.backbone": config["features"]["backbone"],
+              "text.lid_model": config["text"].get("lid_model")}
+    for key, path in models.items():
+        if path and path != "mfcc" and not os.path.exists(path):
+            raise config_error(key, f"{path} not found; give a local file or folder (nothing is "
+                               "downloaded)")
     for name, lang in config["languages"].items():
         validate_language(name, lang)
 
