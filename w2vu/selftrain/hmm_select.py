@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,3 +74,19 @@ def read_chosen_weight(table_tsv: str | os.PathLike) -> float:
         raise W2vuError(f"{table_tsv}: expected one chosen LM weight, found {len(chosen)}; "
                         "rerun the HMM tuning step")
     return float(chosen[0]["lm_weight"])
+
+
+def decode_chosen_weight(model: str | os.PathLike, tuning_tsv: str | os.PathLike,
+                         features_prefix: str | os.PathLike, phone_lm: str | os.PathLike,
+                         out_txt: str | os.PathLike) -> float:
+    """Decode a split at the LM weight the tuning table chose into ``out_txt``; return the
+    weight. Why one function: the workflow's ``hmm-decode`` and ``w2vu transcribe`` must give
+    the same lines."""
+    from w2vu.selftrain.hmm import decode_hmm
+
+    weight = read_chosen_weight(tuning_tsv)
+    out = Path(out_txt)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        decoded = decode_hmm(model, features_prefix, phone_lm, [weight], tmp)
+        shutil.move(decoded[weight], out)
+    return weight
