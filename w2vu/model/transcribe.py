@@ -227,8 +227,9 @@ class Transcriber:
 
 def transcribe(model: ModelFolder, inputs: Sequence[str], options: Options,
                progress: object | None = None) -> Iterator[Transcript]:
-    """Yield one `Transcript` per input file, in input order, batch by batch. `progress` (a tqdm
-    bar) is advanced by the number of files of each finished batch."""
+    """Yield one `Transcript` per input file, batch by batch: first a row for each name that does
+    not exist, then the files in input order. `progress` (a tqdm bar) is advanced by the number
+    of files of each finished batch."""
     paths, missing = list_inputs(inputs, model.recipe["audio"]["extensions"])
     yield from missing
     if progress is not None:
