@@ -20,7 +20,7 @@ seconds (default 450, under the 8 minutes a check may take), with random weights
 - **CTC fine-tuning** steps/s of the same XLS-R-size model with a CTC head (``FinetunedCtc``,
   the reference's 50 s of audio a batch): fp32 against bf16;
 - **known-answer**: ``bench/known_answer.py --minutes M --device D`` with the time left, if the
-  file exists.
+  file exists, on ``--phone-text`` (the lent machine has no espeak-ng to make the book's).
 
 A check whose package is missing (faiss, a GPU build of faiss, soundfile for fine-tuning) or
 that fails prints a row saying so; the table always comes out. Without CUDA (or with
@@ -386,7 +386,7 @@ def ctc_finetuning(check: Check) -> None:
 # --------------------------------------------------------------------------- known answer
 
 
-def known_answer(check: Check, out_dir: Path | None) -> None:
+def known_answer(check: Check, out_dir: Path | None, phone_text: Path | None) -> None:
     script = REPO / "bench" / "known_answer.py"
     if not script.is_file():
         check.add(Row("known-answer", "skipped", note="bench/known_answer.py not in this tree"))
@@ -397,6 +397,11 @@ def known_answer(check: Check, out_dir: Path | None) -> None:
         return
     cmd = [sys.executable, str(script), "--minutes", f"{minutes:.1f}",
            "--device", check.device.type]
+    if phone_text is not None:  # else the book through the text steps (needs espeak-ng)
+        cmd += ["--phone-text", str(phone_text.resolve())]
+    if out_dir is not None:
+        cmd += ["--json", str((out_dir / "known_answer.json").resolve()),
+                "--svg", str((out_dir / "known_answer.svg").resolve())]
     start = time.perf_counter()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
@@ -435,6 +440,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=450.0,
                         help="seconds for everything, known-answer included (default 450)")
     parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
+    parser.add_argument("--phone-text", type=Path,
+                        help="lm.phones.filtered.txt for the known-answer run (bench/README.md)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: every core)")
     args = parser.parse_args()
@@ -460,7 +467,8 @@ def main() -> None:
         check.add(Row("known-answer", "skipped", note="not run at toy sizes "
                       "(run bench/known_answer.py itself)"))
     else:
-        guarded(check, "known-answer", 90.0, lambda c: known_answer(c, out_dir))
+        guarded(check, "known-answer", 90.0,
+                lambda c: known_answer(c, out_dir, args.phone_text))
     header += f"; took {time.monotonic() - started:.0f} s"
     print_table(check, header)
     if args.json:
