@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, key_values, threads
+from w2vu.cli.commands import Commands, bracketing, key_values, note_failure, threads
 from w2vu.errors import W2vuError
 
 log = logging.getLogger("w2vu")
@@ -107,6 +107,7 @@ def _gan_generate_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write frame log-probs ({split}.emissions.npy) for WFST decoding")
     p.add_argument("--device", default="auto")
     threads(p)
+    note_failure(p)
 
 
 @COMMANDS("gan-generate", _gan_generate_arguments,
@@ -124,15 +125,22 @@ def cmd_gan_generate(a: argparse.Namespace) -> None:
         selected = json.loads(a.selection.read_text(encoding="utf-8"))["selected"]
         checkpoint = Path(selected["run_dir"]) / "best.pt"
         log.info("gan-generate: selected run %s", selected["run_dir"])
-    variant = int(load_checkpoint(checkpoint)["variant"])
-    features = _variant_features(a.features)
-    if variant not in features:
-        raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no features "
-                        f"were given for it (--features {variant}=PREFIX)")
-    hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
-                    decode_stride=a.decode_stride, write_emissions=a.emissions, device=a.device)
-    log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
-             checkpoint)
+
+    def run() -> None:
+        variant = int(load_checkpoint(checkpoint)["variant"])
+        features = _variant_features(a.features)
+        if variant not in features:
+            raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no "
+                            f"features were given for it (--features {variant}=PREFIX)")
+        hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
+                        decode_stride=a.decode_stride, write_emissions=a.emissions,
+                        device=a.device)
+        log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
+                 checkpoint)
+
+    # The random-generator baseline: its checkpoint may be a failure note (--note-failure).
+    outputs = [a.out_dir / f"{a.split}.txt", a.out_dir / f"{a.split}_units.txt"]
+    bracketing(a, "gan-generate", outputs, [checkpoint], run)
 
 
 def _known_answer_arguments(p: argparse.ArgumentParser) -> None:
