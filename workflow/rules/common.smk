@@ -6,13 +6,9 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
-from snakemake.utils import validate
 
 REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
 sys.path.insert(0, REPO)  # validation uses w2vu's own checks, from this checkout
-
-from w2vu.errors import W2vuError
-from w2vu.text.encoding import check_utf8
 
 
 # Cheap bookkeeping steps run on the submitting node under a cluster executor.
@@ -44,61 +40,9 @@ def split_names_of(lang_cfg):
 CORPUS_BUILDERS = {"demo": "corpus", "digits": "digits"}
 
 
-def validate_language(name, lang):
-    """Validate one language (filling defaults) and check what the schema cannot express."""
-    where = f"config: languages.{name}"
-    try:
-        validate(lang, schema="../schemas/language.schema.yaml")
-    except WorkflowError as e:
-        raise WorkflowError(f"{where}: {e}") from None
-    built = [k for k in CORPUS_BUILDERS if k in lang]
-    if len(built) > 1:
-        raise WorkflowError(f"{where}: give one of `demo` and `digits`, not both")
-    if built:
-        if "audio" in lang or "text" in lang:
-            raise WorkflowError(f"{where}: `{built[0]}` builds the audio and text; remove "
-                                f"`audio` and `text`, or remove `{built[0]}`")
-        if built[0] == "digits":
-            fsdd_table = os.path.join(lang["digits"]["fsdd"], "transcripts.tsv")
-            if not os.path.isfile(fsdd_table):
-                raise WorkflowError(f"{where}.digits.fsdd: {fsdd_table} not found (the Free "
-                                    "Spoken Digit Dataset folder, e.g. ../shared/data/fsdd)")
-            if lang["digits"]["min_digits"] > lang["digits"]["max_digits"]:
-                raise WorkflowError(f"{where}.digits: min_digits is above max_digits")
-    elif "audio" not in lang or "text" not in lang:
-        raise WorkflowError(f"{where}: give `audio` (paths or table) and `text`, `demo: {{}}` "
-                            "for the synthesised demo corpus, or `digits: {{fsdd: folder}}`")
-    elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
-        raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
-    elif "table" in lang["audio"] and not os.path.isfile(lang["audio"]["table"]):
-        raise WorkflowError(f"{where}.audio.table: {lang['audio']['table']} not found")
-    if "lid_label" in lang and "lid_model" not in config.get("text", {}):
-        raise WorkflowError(f"{where}.lid_label: set text.lid_model too, or remove lid_label")
-    for key in ("text", "references", "lexicon"):
-        for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
-            if not os.path.isfile(path):
-                raise WorkflowError(f"{where}.{key}: {path} not found")
-    for path in lang.get("text", []):
-        try:
-            check_utf8(path)
-        except W2vuError as e:
-            raise WorkflowError(f"{where}.text: {e}") from None
-    if config.get("features", {}).get("train_split", "train") not in split_names_of(lang):
-        raise WorkflowError(f"{where}.splits: no split named "
-                            f"{config.get('features', {}).get('train_split', 'train')!r}, which "
-                            "k-means and PCA learn from; add it or set features.train_split")
-    method = lang["splits"]["method"]
-    if method == "lists" and "lists" not in lang["splits"]:
-        raise WorkflowError(f"{where}.splits: method `lists` needs `lists: {{split: file}}`")
-    has_table = "table" in lang.get("audio", {}) or "digits" in lang
-    if method == "column" and ("names" not in lang["splits"] or not has_table):
-        raise WorkflowError(f"{where}.splits: method `column` needs `names: [...]` and an "
-                            "audio `table` with a split column")
+include: "validation.smk"
 
 
-validate(config, schema="../schemas/config.schema.yaml")
-for _name, _lang in config["languages"].items():
-    validate_language(_name, _lang)
 SHARDS = [f"{i:03d}" for i in range(config["audio"]["shards"])]
 
 # Rules run `python -m w2vu`. The repository goes on PYTHONPATH, so that conda envs (which hold
@@ -212,7 +156,8 @@ def source_fingerprint(wildcards):
 
             paths = sorted(glob.glob(pattern, recursive=True))
         for path in paths:
-            digest.update(f"{path}\0{os.path.getsize(path)}\n".encode())
+            # fsencode: a name that is not UTF-8 (the inventory rejects it) is hashed as bytes.
+            digest.update(os.fsencode(path) + f"\0{os.path.getsize(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -232,7 +177,8 @@ def audio_targets(lang):
     for split in split_names(lang):
         targets.append(f"results/{lang}/manifest/{split}.tsv")
         if has_references(lang):
-            targets += [f"results/{lang}/manifest/{split}.{ext}" for ext in ("wrd", "ltr", "phn")]
+            targets += [f"results/{lang}/manifest/{split}.{ext}"
+                        for ext in ("wrd", "ltr", "given.phn", "phn")]
     return targets
 
 
@@ -614,7 +560,8 @@ def all_targets():
     """Every final output of every configured language."""
     return [t for lang in config["languages"]
             for t in audio_targets(lang) + text_targets(lang) + feature_targets(lang)
-            + gan_targets(lang) + gan_transcript_targets(lang) + report_targets(lang)]
+            + gan_targets(lang) + gan_transcript_targets(lang) + report_targets(lang)
+            + model_targets(lang)]
 
 
 # Report figures (workflow/rules/report.smk): each only where this config makes its inputs.
@@ -646,3 +593,95 @@ def report_targets(lang):
     if has_references(lang) and producible(f"results/{lang}/scores.tsv"):
         names.append("error_rates")
     return [f"results/{lang}/report/{name}.svg" for name in names]
+
+
+# The finished recognizer (workflow/rules/model.smk): everything from waveform to words, gathered
+# into results/{lang}/model/ by `w2vu model`.
+def model_system():
+    """`model.system`, checked against the configured number of CTC rounds."""
+    system = config["model"]["system"]
+    if system.startswith("ctc_iter") and int(system[8:]) > CTC_ROUNDS:
+        raise WorkflowError(f"config: model.system={system}, but selftrain.ctc_iterations is "
+                            f"{CTC_ROUNDS}; choose a round up to ctc_iter{CTC_ROUNDS}")
+    return system
+
+
+def model_recipe():
+    """The settings `w2vu transcribe` repeats, as JSON (a param: changing one reassembles)."""
+    import json
+
+    audio, feats, selftrain = config["audio"], config["features"], config["selftrain"]
+    return json.dumps({
+        "audio": {"min_seconds": audio["min_seconds"], "max_seconds": audio["max_seconds"],
+                  "extensions": audio["extensions"], "vad": audio["vad"], "trim": audio["trim"]},
+        "features": {"backbone": "mfcc" if feats["backbone"] == "mfcc" else "model",
+                     "source": feats["backbone"],
+                     **{k: feats[k] for k in ("mfcc_stack", "layer", "normalize",
+                                              "cluster_unnormalized", "batch_seconds",
+                                              "max_chunk_seconds", "clusters", "kmeans_backend",
+                                              "bf16", "tf32")},
+                     "pca_dim": pca_dim()},
+        "gan": {"decode_stride": config["gan"]["decode_stride"]},
+        "selftrain": {"hmm_features": selftrain["hmm_features"],
+                      "ctc_lm_decode": selftrain["ctc_lm_decode"], "ctc_finetune": CTC_FINETUNE},
+    }, sort_keys=True)
+
+
+def model_inputs(wildcards):
+    """What the model folder is assembled from; the optional ones only where the config makes
+    them. The key names are `w2vu model`'s option names."""
+    lang, feats = wildcards.lang, config["features"]
+    text = f"results/{lang}/text"
+    inputs = {
+        "dictionary": f"{text}/phones/dict.phn.txt",
+        "lexicon": f"{text}/lexicon_filtered.lst",
+        "word_graph": f"{text}/fst/{config['decode']['graph']}/HLG.fst",
+        "decode_choice": f"results/{lang}/decode/gan_wfst/choice.json",
+        "gan_selection": f"results/{lang}/gan/selected.json",
+        "checkpoints": gan_targets(lang),
+        "hmm_model": f"results/{lang}/selftrain/hmm/model.pkl",
+        "hmm_tuning": f"results/{lang}/selftrain/hmm/tune/tuning.tsv",
+        "hmm_decision": f"{ctc_round_dir(lang, 0)}/round.json",
+        "phone_lm": phone_lm(lang, config["text"]["decoding_phone_lm_order"]),
+        "ctc_decision": f"{ctc_round_dir(lang, CTC_ROUNDS)}/round.json",
+        "ctc_rounds": [f"{ctc_round_dir(lang, r)}/{name}" for r in range(1, CTC_ROUNDS + 1)
+                       for name in ("model.pt", "round.json")],
+    }
+    if "wav2vec_u" in feats["gan_inputs"] or config["selftrain"]["hmm_features"] == "pca":
+        inputs["pca"] = [f"results/{lang}/features/layer/pca/{pca_dim()}_pca_{m}.npy"
+                         for m in ("A", "b")]
+    if "wav2vec_u" in feats["gan_inputs"]:
+        inputs["centroids"] = f"results/{lang}/features/layer/CLUS{feats['clusters']}/centroids.npy"
+    if feats["backbone"] != "mfcc":
+        inputs["backbone"] = feats["backbone"]
+    if config["selftrain"]["ctc_lm_decode"]:
+        inputs["phone_graph"] = f"{text}/fst/phn_to_phn_sil/HLG.fst"
+    if has_references(lang):
+        inputs["scores"] = f"results/{lang}/scores.tsv"
+    return inputs
+
+
+def model_args(wildcards, input):
+    """`w2vu model` options naming each input (graph folders, the rounds' folder)."""
+    args = []
+    for name in input.keys():
+        path = input[name]
+        if name == "checkpoints":
+            continue
+        if name in ("word_graph", "phone_graph"):
+            path = [os.path.dirname(path)]
+        elif name == "ctc_rounds":
+            path = [os.path.dirname(os.path.dirname(path[0]))]
+        args += [f"--{name.replace('_', '-')}", *([path] if isinstance(path, str) else path)]
+    return shlex.join(args)
+
+
+def model_config():
+    """The whole config as JSON, kept in model.json."""
+    import json
+
+    return json.dumps(config, sort_keys=True)
+
+
+def model_targets(lang):
+    return [f"results/{lang}/model"]
