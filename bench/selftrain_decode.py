@@ -151,7 +151,7 @@ def run(code: str, *args: object) -> dict:
 
 
 def error_rate(hyp_path: Path, refs: list[list[str]]) -> float:
-    from w2vu.gan.trainer import phone_error_rate
+    from w2vu.eval.metrics import phone_error_rate
 
     hyps = [line.split() for line in hyp_path.read_text(encoding="utf-8").splitlines()]
     return phone_error_rate(hyps, refs[:len(hyps)])

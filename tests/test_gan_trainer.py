@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_train import poisoned
+from w2vu.errors import W2vuError
+from w2vu.eval.metrics import edit_distance
 from w2vu.gan import trainer as trainer_mod
 from w2vu.gan.data import (
     PAD_INDEX,
@@ -22,18 +25,17 @@ from w2vu.gan.data import (
 )
 from w2vu.gan.trainer import (
     CHECKPOINT_BEST,
-    CHECKPOINT_LAST,
     METRIC_COLUMNS,
-    METRICS,
     TrainConfig,
     TrainPaths,
     build_model,
-    edit_distance,
     generate_ids,
     train,
     unsupervised_metrics,
 )
 from w2vu.io.features import write_features, write_unit_lines
+from w2vu.train.checkpoints import CHECKPOINT_LAST
+from w2vu.train.metrics_table import METRICS
 
 PHONES = [f"p{i}" for i in range(11)]  # + <SIL> = 12 phones
 DIM = 20
@@ -211,6 +213,15 @@ def test_resume_refuses_other_settings(data: TrainPaths, tmp_path: Path) -> None
     train(_config(max_updates=2), data, tmp_path)
     with pytest.raises(Exception, match="other training settings"):
         train(_config(max_updates=4, seed=4), data, tmp_path)
+
+
+def test_poisoned_rolling_checkpoint_is_refused(data: TrainPaths, tmp_path: Path) -> None:
+    """The GAN resumes through the one safe loader: a checkpoint naming code is a user error."""
+    marker = tmp_path / "ran"
+    poisoned(tmp_path / CHECKPOINT_LAST, marker)
+    with pytest.raises(W2vuError, match="never unpickled; delete it to start over"):
+        train(_config(), data, tmp_path, restart_on_change=True)
+    assert not marker.exists()
 
 
 def test_workflow_restarts_a_run_whose_settings_changed(data: TrainPaths, tmp_path: Path) -> None:

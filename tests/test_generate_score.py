@@ -12,16 +12,15 @@ import torch
 
 from tests.test_gan_trainer import DIM, LENGTHS, PHONES, _config, data  # noqa: F401 - fixture
 from w2vu.errors import W2vuError
+from w2vu.eval.metrics import Score, score_lines
 from w2vu.eval.probe import load_probe, probe_per, train_probe
 from w2vu.eval.score import (
     SCORE_COLUMNS,
-    Score,
     append_scores,
     most_frequent_phone,
     most_frequent_phone_baseline,
     random_checkpoint,
     score_files,
-    score_lines,
 )
 from w2vu.gan.data import load_phone_dictionary
 from w2vu.gan.generate import generate, output_paths, viterbi

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from w2vu.errors import W2vuError
-from w2vu.gan.trainer import phone_error_rate
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.io.features import write_features
 from w2vu.selftrain.corrupt import corrupt_lines
 from w2vu.selftrain.hmm import (

@@ -149,7 +149,8 @@ def _ctc_train_arguments(p: argparse.ArgumentParser) -> None:
                 " the small encoder on --features, or the backbone --init fine-tuned on the "
                 "audio of --manifest")
 def cmd_ctc_train(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_train import CtcConfig, train_ctc
+    from w2vu.selftrain.ctc.fit import train_ctc
+    from w2vu.selftrain.ctc.steps import CtcConfig
 
     if a.init is None:
         if a.features is None:
@@ -161,7 +162,7 @@ def cmd_ctc_train(a: argparse.Namespace) -> None:
                   threads=a.threads, restart_on_change=True)
         return
     from w2vu.audio import SAMPLE_RATE
-    from w2vu.selftrain.ctc_finetune import finetune_config, finetune_ctc
+    from w2vu.selftrain.ctc.finetune import finetune_config, finetune_ctc
 
     if a.manifest is None:
         raise W2vuError("ctc-train --init fine-tunes the backbone on the audio: pass the "
@@ -193,11 +194,11 @@ def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
     import tempfile
 
     from w2vu.decode.wfst import decode_split
-    from w2vu.selftrain.ctc_rounds import LM_DECODE
-    from w2vu.selftrain.ctc_train import transcribe_ctc
+    from w2vu.selftrain.ctc.rounds import LM_DECODE
+    from w2vu.selftrain.ctc.transcribe import transcribe_ctc
 
     if a.manifest is not None:
-        from w2vu.selftrain.ctc_finetune import ManifestAudio
+        from w2vu.selftrain.ctc.finetune import ManifestAudio
 
         source = ManifestAudio(a.manifest)
     else:
@@ -228,7 +229,7 @@ def _ctc_judge_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("ctc-judge", _ctc_judge_arguments,
           "keep a self-training round only when the unsupervised score improves")
 def cmd_ctc_judge(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_rounds import judge_round
+    from w2vu.selftrain.ctc.rounds import judge_round
 
     decision = judge_round(a.round, a.labels, a.transcripts, a.lm, a.out, a.previous)
     log.info("ctc round %d: score %.4f (ppl %.2f, error %.4f): %s; best round so far %s",
@@ -248,7 +249,7 @@ def _ctc_best_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("ctc-best", _ctc_best_arguments, "the transcripts of the best kept round so far")
 def cmd_ctc_best(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_rounds import read_decision
+    from w2vu.selftrain.ctc.rounds import read_decision
 
     best = read_decision(a.decision).best_round
     source = (a.fallback if not best  # none kept, or round 0: the input stage's output

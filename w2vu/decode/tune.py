@@ -36,12 +36,13 @@ from w2vu.decode.wfst import (
     write_hypotheses,
 )
 from w2vu.errors import W2vuError
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.eval.unsupervised import lm_perplexity, strip_tokens
-from w2vu.gan.trainer import PhoneLM, load_phone_lm, phone_error_rate
 from w2vu.io.atomic import write_text
 from w2vu.io.features import open_features
 from w2vu.io.lines import read_token_lines
 from w2vu.io.tables import write_table
+from w2vu.text.arpa import PhoneLM, load_phone_lm
 from w2vu.text.lexicon import read_lexicon
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
-from w2vu.gan.trainer import load_phone_lm
 from w2vu.io.lines import read_token_lines
 from w2vu.io.tables import read_table, write_table
+from w2vu.text.arpa import load_phone_lm
 
 COLUMNS = ("lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score", "chosen")
 
