@@ -19,9 +19,9 @@ from w2vu.eval.score import (
     append_scores,
     most_frequent_phone,
     most_frequent_phone_baseline,
-    random_checkpoint,
     score_files,
 )
+from w2vu.gan.baseline import random_checkpoint
 from w2vu.gan.data import load_phone_dictionary
 from w2vu.gan.generate import generate, output_paths, viterbi
 from w2vu.gan.trainer import CHECKPOINT_BEST, TrainPaths, train
