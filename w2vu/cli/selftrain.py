@@ -36,7 +36,8 @@ def _hmm_train_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("hmm-train", _hmm_train_arguments,
           "monophone GMM-HMM self-training on pseudo-labels (kaldi-hmm-gmm)")
 def cmd_hmm_train(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.hmm import HmmConfig, train_hmm
+    from w2vu.selftrain.hmm.model import HmmConfig
+    from w2vu.selftrain.hmm.train import train_hmm
 
     config = HmmConfig(num_iters=a.iters, total_gaussians=a.gaussians,
                        delta_order=a.delta_order, max_utterances=a.max_utterances)
@@ -58,8 +59,8 @@ def _hmm_tune_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("hmm-tune", _hmm_tune_arguments,
           "decode at every LM weight and choose one by the unsupervised score")
 def cmd_hmm_tune(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.hmm import decode_hmm
-    from w2vu.selftrain.hmm_select import select_lm_weight
+    from w2vu.selftrain.hmm.decode import decode_hmm
+    from w2vu.selftrain.hmm.tune import select_lm_weight
 
     transcripts = decode_hmm(a.model, a.features, a.lm, a.lm_weights, a.out_tsv.parent)
     chosen = select_lm_weight(transcripts, a.labels, a.lm, a.out_tsv, a.min_error)
@@ -77,8 +78,8 @@ def cmd_hmm_decode(a: argparse.Namespace) -> None:
     import shutil
     import tempfile
 
-    from w2vu.selftrain.hmm import decode_hmm
-    from w2vu.selftrain.hmm_select import read_chosen_weight
+    from w2vu.selftrain.hmm.decode import decode_hmm
+    from w2vu.selftrain.hmm.tune import read_chosen_weight
 
     weight = read_chosen_weight(a.tuning)
     with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
