@@ -1,4 +1,5 @@
-"""wav2vec-U 1.0 k-means and PCA on layer features, with the reference's semantics.
+"""wav2vec-U 1.0 k-means and cluster assignment on layer features, with the reference's semantics
+(PCA: `pca.py`).
 
 Reference (fairseq `examples/wav2vec/unsupervised/scripts/`):
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,25 +28,28 @@ from typing import Literal
 import numpy as np
 
 from w2vu.errors import W2vuError
-from w2vu.io.atomic import atomic_path
+from w2vu.features.backends import (
+    SAMPLE_CHUNK,
+    Backend,
+    check_backend,
+    import_faiss,
+    import_sklearn,
+    limited_threads,
+    load_array,
+    sample_frames,
+    save_array,
+    use_gpu,
+)
 from w2vu.io.features import (
     DEFAULT_BLOCK_ROWS,
-    Features,
-    FeatureWriter,
     open_features,
     write_unit_lines,
 )
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["faiss", "sklearn"]
-BACKENDS = ("faiss", "sklearn")
 Init = Literal["random", "k-means++"]
 INITS = ("random", "k-means++")
-# faiss's PCAMatrix trains on at most this many frames per input dimension (its max_points_per_d);
-# the scikit-learn backend samples the same number, so both bound memory the same way.
-PCA_POINTS_PER_DIM = 1000
-_SAMPLE_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -79,96 +82,6 @@ class KmeansConfig:
     reassignment_ratio: float = 0.0
 
 
-@dataclass(frozen=True)
-class PcaFiles:
-    """The two arrays of a trained PCA: apply it as `x @ A + b`."""
-
-    A: Path
-    b: Path
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise W2vuError(f"unknown clustering backend {backend!r}; use one of {BACKENDS}")
-
-
-def _import_faiss():
-    try:
-        import faiss
-    except ImportError:
-        raise W2vuError("faiss is not installed: pip install faiss-cpu==1.15.1, or choose the "
-                        "'sklearn' backend") from None
-    return faiss
-
-
-def _import_sklearn():
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise W2vuError("scikit-learn is not installed: pip install scikit-learn==1.9.1, or "
-                        "choose the 'faiss' backend") from None
-
-
-@contextmanager
-def limited_threads(threads: int | None, backend: str) -> Iterator[None]:
-    """Hold faiss's OpenMP, or BLAS/OpenMP for numpy and scikit-learn, to `threads` in the block.
-
-    A rule gets `threads` cores; without a limit faiss and BLAS would take every core.
-    """
-    if not threads:
-        yield
-        return
-    if backend == "faiss":
-        faiss = _import_faiss()
-        before = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(threads)
-        try:
-            yield
-        finally:
-            faiss.omp_set_num_threads(before)
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # comes with scikit-learn; without it BLAS keeps its own setting
-        yield
-        return
-    with threadpool_limits(limits=threads):
-        yield
-
-
-def _use_gpu(device: str, faiss) -> bool:
-    """GPU only when asked for and the installed faiss sees one; otherwise say so and use CPU."""
-    if not device.startswith("cuda"):
-        return False
-    if faiss.get_num_gpus() > 0:
-        return True
-    log.warning("device %s asked for, but this faiss build sees no GPU; running on CPU", device)
-    return False
-
-
-def sample_frames(feats: Features, fraction: float = 1.0, max_frames: int | None = None,
-                  seed: int = 0) -> np.ndarray:
-    """A seeded uniform sample of frames, in file order; all frames come back as the map itself.
-
-    The reference samples whole files (`random.sample`), which keeps correlated neighbours;
-    frames are sampled here, so that a small fraction still covers every utterance.
-    """
-    if not 0 < fraction <= 1:
-        raise W2vuError(f"sample fraction must be in (0, 1], got {fraction}")
-    total = feats.num_frames
-    take = total if fraction >= 1 else max(1, int(total * fraction))
-    if max_frames is not None:
-        take = min(take, max_frames)
-    if take >= total:
-        return feats.data
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(total, size=take, replace=False))
-    out = np.empty((take, feats.dim), dtype=np.float32)
-    for start in range(0, take, _SAMPLE_CHUNK):
-        out[start: start + _SAMPLE_CHUNK] = feats.data[rows[start: start + _SAMPLE_CHUNK]]
-    return out
-
-
 def kmeans_plusplus(x: np.ndarray, k: int, seed: int = 0,
                     sample_size: int | None = None) -> np.ndarray:
     """k-means++ seeds [k, D] from a sample of `x` (default 256 frames per centroid).
@@ -184,8 +97,8 @@ def kmeans_plusplus(x: np.ndarray, k: int, seed: int = 0,
     if size < k:
         raise ValueError(f"{size} frames cannot seed {k} clusters")
     rows = np.sort(rng.choice(n, size=size, replace=False)) if size < n else np.arange(n)
-    s = np.concatenate([np.asarray(x[rows[i: i + _SAMPLE_CHUNK]], dtype=np.float32)
-                        for i in range(0, size, _SAMPLE_CHUNK)])
+    s = np.concatenate([np.asarray(x[rows[i: i + SAMPLE_CHUNK]], dtype=np.float32)
+                        for i in range(0, size, SAMPLE_CHUNK)])
     norms = np.einsum("ij,ij->i", s, s)
 
     def sq_dist(picks: np.ndarray) -> np.ndarray:
@@ -210,10 +123,10 @@ def kmeans_plusplus(x: np.ndarray, k: int, seed: int = 0,
 
 
 def _faiss_kmeans(x: np.ndarray, config: KmeansConfig) -> np.ndarray:
-    faiss = _import_faiss()
+    faiss = import_faiss()
     n, dim = x.shape
     x = np.ascontiguousarray(x, dtype=np.float32)  # a memory map passes through uncopied
-    gpu = _use_gpu(config.device, faiss)
+    gpu = use_gpu(config.device, faiss)
 
     def kmeans(nredo: int, seed: int):
         return faiss.Kmeans(dim, config.n_clusters, niter=config.niter, nredo=nredo, seed=seed,
@@ -238,7 +151,7 @@ def _faiss_kmeans(x: np.ndarray, config: KmeansConfig) -> np.ndarray:
 
 def fit_centroids(x: np.ndarray, config: KmeansConfig = KmeansConfig()) -> np.ndarray:
     """k-means centroids [K, D] float32 of the rows of `x` (in memory or memory-mapped)."""
-    _check_backend(config.backend)
+    check_backend(config.backend)
     if config.init not in INITS:
         raise W2vuError(f"unknown k-means init {config.init!r}; use one of {INITS}")
     n, dim = x.shape
@@ -247,7 +160,7 @@ def fit_centroids(x: np.ndarray, config: KmeansConfig = KmeansConfig()) -> np.nd
     with limited_threads(config.threads, config.backend):
         if config.backend == "faiss":
             return _faiss_kmeans(x, config)
-        _import_sklearn()
+        import_sklearn()
         from sklearn.cluster import MiniBatchKMeans
 
         kmeans = MiniBatchKMeans(
@@ -260,25 +173,6 @@ def fit_centroids(x: np.ndarray, config: KmeansConfig = KmeansConfig()) -> np.nd
         log.info("scikit-learn MiniBatchKMeans (%s init): K=%d on %d x %d, %d steps",
                  config.init, config.n_clusters, n, dim, kmeans.n_steps_)
         return np.ascontiguousarray(kmeans.cluster_centers_, dtype=np.float32)
-
-
-def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """np.save atomically (the temporary name keeps `.npy`, so numpy adds no extension)."""
-    path = Path(path)
-    with atomic_path(path, suffix=".npy") as tmp:
-        np.save(tmp, array, allow_pickle=False)
-    return path
-
-
-def load_array(path: str | os.PathLike, what: str) -> np.ndarray:
-    """np.load without pickles; a missing file is a user error that says what makes it."""
-    path = Path(path)
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise W2vuError(f"{path}: {what} not found; run the step that trains it first") from None
-    except (ValueError, OSError, EOFError) as err:
-        raise W2vuError(f"{path}: unreadable {what} ({err}); delete it and retrain") from None
 
 
 def train_kmeans(features: str | os.PathLike, centroids_path: str | os.PathLike,
@@ -312,9 +206,9 @@ def nearest_centroids(x: np.ndarray, centroids: np.ndarray, index=None) -> np.nd
 
 
 def _flat_index(centroids: np.ndarray, device: str):
-    faiss = _import_faiss()
+    faiss = import_faiss()
     index = faiss.IndexFlatL2(centroids.shape[1])
-    if _use_gpu(device, faiss):
+    if use_gpu(device, faiss):
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     return index
@@ -325,7 +219,7 @@ def assign_clusters(features: str | os.PathLike, centroids_path: str | os.PathLi
                     device: str = "cpu", threads: int | None = None,
                     block_rows: int = DEFAULT_BLOCK_ROWS) -> int:
     """Write `{split}.src`: per utterance, the nearest-centroid id of each frame; return lines."""
-    _check_backend(backend)
+    check_backend(backend)
     feats = open_features(features)
     centroids = load_array(centroids_path, "k-means centroids")
     if centroids.ndim != 2 or centroids.shape[1] != feats.dim:
@@ -344,111 +238,3 @@ def assign_clusters(features: str | os.PathLike, centroids_path: str | os.PathLi
     log.info("assigned %d frames of %d utterances to %d clusters -> %s", feats.num_frames, count,
              len(centroids), out_path)
     return count
-
-
-def pca_paths(out_dir: str | os.PathLike, dim: int) -> PcaFiles:
-    """`{dim}_pca_A.npy` / `{dim}_pca_b.npy` in `out_dir`, named by the requested dimension."""
-    out_dir = Path(out_dir)
-    return PcaFiles(out_dir / f"{dim}_pca_A.npy", out_dir / f"{dim}_pca_b.npy")
-
-
-def fit_pca(x: np.ndarray, dim: int, backend: Backend = "faiss",
-            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(A [D, d], b [d]) float32 with x @ A + b = (x - mean) projected on the top-d components.
-
-    faiss: `PCAMatrix(D, d, eigen_power=0)` as the reference's pca.py (it trains on at most
-    1000 * D frames, sampled by itself). scikit-learn: `PCA(svd_solver="covariance_eigh")` on a
-    seeded sample of the same size. Component signs may differ between the two.
-    """
-    _check_backend(backend)
-    n, d_in = x.shape
-    if backend == "faiss":
-        faiss = _import_faiss()
-        pca = faiss.PCAMatrix(d_in, dim, 0.0)
-        pca.train(np.ascontiguousarray(x, dtype=np.float32))
-        a = faiss.vector_to_array(pca.A).reshape(pca.d_out, pca.d_in).T
-        b = faiss.vector_to_array(pca.b)
-        return np.ascontiguousarray(a, dtype=np.float32), b.astype(np.float32)
-    _import_sklearn()
-    from sklearn.decomposition import PCA
-
-    cap = PCA_POINTS_PER_DIM * d_in
-    if n > cap:
-        rows = np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
-        x = np.concatenate([x[rows[i: i + _SAMPLE_CHUNK]] for i in range(0, cap, _SAMPLE_CHUNK)])
-    pca = PCA(n_components=dim, svd_solver="covariance_eigh", random_state=seed)
-    pca.fit(x)
-    a = pca.components_.T.astype(np.float64)
-    b = -(pca.mean_.astype(np.float64) @ a)
-    return np.ascontiguousarray(a, dtype=np.float32), b.astype(np.float32)
-
-
-def train_pca(features: str | os.PathLike, out_dir: str | os.PathLike, dim: int = 512,
-              backend: Backend = "faiss", threads: int | None = None, seed: int = 0) -> PcaFiles:
-    """Train PCA on `{features}.npy` and save `{dim}_pca_A.npy` + `{dim}_pca_b.npy`.
-
-    The output dimension is capped at the feature dimension (MFCC input is 39- or 78-d); the
-    files keep the requested `dim` in their names so that workflow outputs do not change.
-    """
-    feats = open_features(features)
-    d_out = min(dim, feats.dim)
-    if d_out < dim:
-        log.info("PCA dimension %d capped at the feature dimension %d of %s.npy", dim, d_out,
-                 features)
-    if feats.num_frames < d_out:
-        raise W2vuError(f"{features}.npy has {feats.num_frames} frames, fewer than the PCA "
-                        f"dimension {d_out}; lower the PCA dimension or add training audio")
-    with limited_threads(threads, backend):
-        a, b = fit_pca(feats.data, d_out, backend, seed)
-    files = pca_paths(out_dir, dim)
-    save_array(files.A, a)
-    save_array(files.b, b)
-    log.info("PCA %d -> %d trained on %s (%d frames, backend %s)", feats.dim, d_out, features,
-             feats.num_frames, backend)
-    return files
-
-
-def load_pca(files: PcaFiles) -> tuple[np.ndarray, np.ndarray]:
-    """(A, b) from their files, checked to fit together."""
-    a = load_array(files.A, "PCA matrix")
-    b = load_array(files.b, "PCA bias")
-    if a.ndim != 2 or b.shape != (a.shape[1],):
-        raise W2vuError(f"{files.A} {a.shape} and {files.b} {b.shape} do not make one PCA "
-                        "(A must be [D, d] and b [d]); retrain the PCA")
-    return a.astype(np.float32), b.astype(np.float32)
-
-
-def apply_pca(features: str | os.PathLike, files: PcaFiles, out_prefix: str | os.PathLike,
-              threads: int | None = None, block_rows: int = DEFAULT_BLOCK_ROWS) -> int:
-    """Write `{out_prefix}.npy/.lengths` = x @ A + b, block by block; return the frame count."""
-    feats = open_features(features)
-    a, b = load_pca(files)
-    if a.shape[0] != feats.dim:
-        raise W2vuError(f"{files.A}: PCA trained on {a.shape[0]}-d features cannot apply to the "
-                        f"{feats.dim}-d {features}.npy; retrain the PCA on these features")
-    with limited_threads(threads, "numpy"), FeatureWriter(out_prefix, a.shape[1]) as writer:
-        for block in feats.blocks(block_rows):
-            y = block.data @ a
-            y += b
-            writer.extend(y, block.lengths)
-    log.info("PCA applied to %d frames of %s -> %s (%d-d)", writer.frames, features, out_prefix,
-             a.shape[1])
-    return writer.frames
-
-
-__all__ = [
-    "Backend",
-    "KmeansConfig",
-    "PcaFiles",
-    "apply_pca",
-    "assign_clusters",
-    "fit_centroids",
-    "fit_pca",
-    "kmeans_plusplus",
-    "load_pca",
-    "nearest_centroids",
-    "pca_paths",
-    "sample_frames",
-    "train_kmeans",
-    "train_pca",
-]
