@@ -29,10 +29,9 @@ from w2vu.gan.trainer import (
     TrainConfig,
     TrainPaths,
     build_model,
-    generate_ids,
     train,
-    unsupervised_metrics,
 )
+from w2vu.gan.validate import generate_ids, unsupervised_metrics
 from w2vu.io.features import write_features, write_unit_lines
 from w2vu.train.checkpoints import CHECKPOINT_LAST
 from w2vu.train.metrics_table import METRICS
