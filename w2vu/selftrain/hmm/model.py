@@ -9,7 +9,6 @@ arrays only), so no other code can run on load; still, only load model files wri
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.pickles import IMPORT, load_restricted
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.selftrain.hmm.graph import (
     Lang,
@@ -120,18 +120,18 @@ def prepare_features(frames: np.ndarray, delta_order: int = 2, norm_vars: bool =
     return add_deltas(x.astype(np.float32), delta_order)
 
 
-class _ModelUnpickler(pickle.Unpickler):
+_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.numeric", "_frombuffer"),
+            ("numpy.core.numeric", "_frombuffer")}
+
+
+def _resolve(module: str, name: str) -> object:
     """Only kaldi-hmm-gmm classes and numpy arrays may be created: no arbitrary code on load."""
+    return IMPORT if module == "_kaldi_hmm_gmm" or (module, name) in _ALLOWED else None
 
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.numeric", "_frombuffer"),
-               ("numpy.core.numeric", "_frombuffer")}
 
-    def find_class(self, module: str, name: str) -> object:
-        if module == "_kaldi_hmm_gmm" or (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in an HMM model file")
+def _refusal(qualified: str) -> Exception:
+    return pickle.UnpicklingError(f"{qualified} is not allowed in an HMM model file")
 
 
 def save_hmm(model: HmmModel, path: str | os.PathLike, extra: dict | None = None) -> None:
@@ -148,7 +148,7 @@ def load_hmm(path: str | os.PathLike) -> HmmModel:
     """Read a model written by `train_hmm` (allow-listed unpickling)."""
     path = Path(path)
     try:
-        payload = _ModelUnpickler(io.BytesIO(path.read_bytes())).load()
+        payload = load_restricted(path.read_bytes(), _resolve, _refusal)
     except OSError as e:
         raise W2vuError(f"HMM model {path}: {e}; run the HMM training first") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
