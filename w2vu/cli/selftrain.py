@@ -117,7 +117,7 @@ def _import_kaldi_arguments(p: argparse.ArgumentParser) -> None:
           "Kaldi decoded phones (a `text` file) back as a w2vu transcript")
 def cmd_import_kaldi(a: argparse.Namespace) -> None:
     from w2vu.io.features import open_features
-    from w2vu.selftrain.kaldi_export import import_kaldi_text
+    from w2vu.selftrain.kaldi_import import import_kaldi_text
 
     report = import_kaldi_text(a.text, len(open_features(a.features)), a.out, a.dictionary)
     log.info("import-kaldi: %d lines, %d from Kaldi, %d missing", report.lines,
