@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 ONE_RUN = """
 import json, resource, sys, time
 import numpy as np, torch
-from w2vu.gan.data import load_phone_dictionary
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.train.runtime import resolve_device, seed_everything
 from w2vu.io.features import open_features
 from w2vu.selftrain.ctc.model import CtcModelConfig

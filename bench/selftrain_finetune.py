@@ -32,7 +32,7 @@ ONE_RUN = """
 import json, resource, sys, time
 from pathlib import Path
 import numpy as np, torch
-from w2vu.gan.data import load_phone_dictionary
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.train.runtime import resolve_device, seed_everything
 from w2vu.selftrain.ctc.finetune import (FinetuneSettings, ManifestAudio, build_finetune_model,
     finetune_config)

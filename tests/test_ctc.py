@@ -20,7 +20,7 @@ from tests.phone_corpus import build_phone_corpus
 from tests.test_hmm import unpaired_phone_sentences
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import phone_error_rate
-from w2vu.gan.data import load_phone_dictionary
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.features import open_features, write_features
 from w2vu.selftrain.corrupt import corrupt_lines
 from w2vu.selftrain.ctc.data import bucket_batches

@@ -22,9 +22,9 @@ from w2vu.eval.score import (
     score_files,
 )
 from w2vu.gan.baseline import random_checkpoint
-from w2vu.gan.data import load_phone_dictionary
 from w2vu.gan.generate import generate, output_paths, viterbi
 from w2vu.gan.trainer import CHECKPOINT_BEST, TrainPaths, train
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.features import open_features, write_features
 
 # fairseq order: <s> <pad> </s> <unk> p0..p10 <SIL>  ->  p0 = 4, p1 = 5, <SIL> = 15

@@ -42,11 +42,10 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
-from w2vu.io.dictionary import SPECIALS
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.features import Features, open_features
 from w2vu.kaldi_stack import kaldi_decoder, kaldifst
 from w2vu.logs import progress
-from w2vu.text.phones import SIL
 
 log = logging.getLogger(__name__)
 

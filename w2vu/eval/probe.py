@@ -18,10 +18,11 @@ from torch import nn
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import Score, score_lines
 from w2vu.eval.score import PHONE_DROP, read_lines
-from w2vu.gan.data import PhoneDictionary, load_phone_dictionary, pad_features
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import PhoneDictionary, load_phone_dictionary
 from w2vu.io.features import Features, open_features
 from w2vu.io.torch_files import load_torch_file
+from w2vu.train.batches import pad_features
 from w2vu.train.checkpoints import save_atomically
 from w2vu.train.ctc import BLANK_INDEX, ctc_steps, greedy_ids
 from w2vu.train.runtime import resolve_device

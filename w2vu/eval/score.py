@@ -16,13 +16,12 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import Score, score_lines
-from w2vu.gan.data import SIL
-from w2vu.gan.models import FAIRSEQ_SPECIALS
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.lines import read_token_lines
 
 SCORE_COLUMNS = ("stage", "split", "metric", "errors", "reference_tokens", "rate")
-PHONE_DROP = frozenset((*FAIRSEQ_SPECIALS, SIL))
+PHONE_DROP = frozenset((*SPECIALS, SIL))
 
 
 def read_lines(path: str | os.PathLike) -> list[list[str]]:

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import MIN_LENGTH, NUM_SPECIALS, PhoneDictionary, load_phone_dictionary
+from w2vu.gan.data import MIN_LENGTH
 from w2vu.gan.models import Wav2vecU
 from w2vu.gan.trainer import TrainConfig, build_model
 from w2vu.gan.validate import hypothesis_ids
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import NUM_SPECIALS, PhoneDictionary, load_phone_dictionary
 from w2vu.io.features import Features, FeatureWriter, open_features
 from w2vu.io.torch_files import load_torch_file
 from w2vu.train.runtime import resolve_device

@@ -26,13 +26,7 @@ import torch
 from torch import nn
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import (
-    Batch,
-    PhoneDictionary,
-    TrainBatches,
-    open_training_data,
-    read_phone_lines,
-)
+from w2vu.gan.data import Batch, TrainBatches, open_training_data, read_phone_lines
 from w2vu.gan.losses import (
     LossWeights,
     divide_gradients_by_sample_size,
@@ -50,6 +44,7 @@ from w2vu.gan.models import (
     w2vu_configs,
 )
 from w2vu.gan.validate import Validator
+from w2vu.io.dictionary import PhoneDictionary
 from w2vu.io.features import open_features
 from w2vu.text.arpa import load_phone_lm
 from w2vu.train.adam import Adam

@@ -11,15 +11,11 @@ import torch
 
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import phone_error_rate
-from w2vu.gan.data import (
-    MIN_LENGTH,
-    NUM_SPECIALS,
-    PhoneDictionary,
-    eval_batches,
-)
+from w2vu.gan.data import MIN_LENGTH, eval_batches
 from w2vu.gan.models import (
     Wav2vecU,
 )
+from w2vu.io.dictionary import NUM_SPECIALS, PhoneDictionary
 from w2vu.io.features import Features
 from w2vu.text.arpa import PhoneLM
 

@@ -66,17 +66,16 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_dir
-from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
+from w2vu.io.dictionary import SIL, SPECIALS, read_fairseq_dict
 from w2vu.io.features import Features, feature_paths, open_features
 from w2vu.io.lines import read_text_lines
 
 log = logging.getLogger(__name__)
 
-SIL_SYMBOL = "<SIL>"  # w2vu's silence symbol (dict.phn.txt, phone LM)
 KALDI_SIL = "SIL"  # the reference's Kaldi silence phone, also a word of the lexicon
 KALDI_UNK = "<UNK>"  # the reference's OOV word, pronounced SIL
 RESERVED_KALDI_SYMBOLS = (KALDI_SIL, KALDI_UNK, "<eps>", "!SIL")
-STRIPPED_ON_IMPORT = frozenset({KALDI_SIL, SIL_SYMBOL, KALDI_UNK, "!SIL"})
+STRIPPED_ON_IMPORT = frozenset({KALDI_SIL, SIL, KALDI_UNK, "!SIL"})
 UTT_ID = re.compile(r"utt(\d{10})")
 FEATS_ARK = "feats.ark"
 
@@ -113,13 +112,13 @@ def kaldi_io_module() -> ModuleType:
 
 def kaldi_phones(dictionary: str | os.PathLike) -> list[str]:
     """Non-silence phones of a fairseq dictionary: its symbols without specials and `<SIL>`."""
-    phones = [s for s in read_fairseq_dict(dictionary) if s not in SPECIALS and s != SIL_SYMBOL]
+    phones = [s for s in read_fairseq_dict(dictionary) if s not in SPECIALS and s != SIL]
     clash = sorted(set(phones) & set(RESERVED_KALDI_SYMBOLS))
     if clash:
         raise W2vuError(f"{dictionary}: phones {clash} clash with the Kaldi lexicon's reserved "
                         f"symbols {list(RESERVED_KALDI_SYMBOLS)}; rename them in the dictionary")
     if not phones:
-        raise W2vuError(f"{dictionary}: no phones besides {SIL_SYMBOL} and the fairseq specials; "
+        raise W2vuError(f"{dictionary}: no phones besides {SIL} and the fairseq specials; "
                         "rebuild dict.phn.txt (stage phones)")
     return phones
 
@@ -138,7 +137,7 @@ def read_pseudo_labels(path: str | os.PathLike, phones: Sequence[str],
     labels = []
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
-        bad = sorted({t for t in tokens if t not in known and t != SIL_SYMBOL})
+        bad = sorted({t for t in tokens if t not in known and t != SIL})
         if bad:
             raise W2vuError(f"{path}:{number}: phones {bad} are not in the phone dictionary; "
                             "make the labels with the same dict.phn.txt")
@@ -154,7 +153,7 @@ def read_references(path: str | os.PathLike, features: Features) -> list[list[st
     if len(lines) != len(features):
         raise W2vuError(f"{path} has {len(lines)} lines but {features.prefix}.lengths lists "
                         f"{len(features)} utterances; pass the references of the same split")
-    return [[t for t in line.split() if t != SIL_SYMBOL] for line in lines]
+    return [[t for t in line.split() if t != SIL] for line in lines]
 
 
 # ------------------------------------------------------------------------------------- export
@@ -220,7 +219,7 @@ def _write_dict_dir(phones: Sequence[str], out: Path) -> None:
     (out / "optional_silence.txt").write_text(f"{KALDI_SIL}\n", encoding="utf-8")
     (out / "nonsilence_phones.txt").write_text("".join(f"{p}\n" for p in phones),
                                                encoding="utf-8")
-    lexicon = [(KALDI_SIL, KALDI_SIL), (SIL_SYMBOL, KALDI_SIL), (KALDI_UNK, KALDI_SIL),
+    lexicon = [(KALDI_SIL, KALDI_SIL), (SIL, KALDI_SIL), (KALDI_UNK, KALDI_SIL),
                *((p, p) for p in phones)]
     (out / "lexicon.txt").write_text(_table(lexicon), encoding="utf-8")
     (out / "extra_questions.txt").write_text(f"{KALDI_SIL}\n{' '.join(phones)}\n",

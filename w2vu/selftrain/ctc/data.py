@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import NUM_SPECIALS, PhoneDictionary, pad_features
+from w2vu.io.dictionary import NUM_SPECIALS, PhoneDictionary
 from w2vu.io.features import FrameSource
 from w2vu.io.lines import read_text_lines
+from w2vu.train.batches import pad_features
 from w2vu.train.ctc import ctc_steps
 
 log = logging.getLogger(__name__)

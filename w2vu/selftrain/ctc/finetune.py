@@ -37,7 +37,7 @@ from w2vu.audio import SAMPLE_RATE
 from w2vu.errors import W2vuError
 from w2vu.features.backbone import NORM_EPS, load_ssl_model, padding_is_exact
 from w2vu.features.extract import read_wave
-from w2vu.gan.data import load_phone_dictionary
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.manifest import read_manifest
 from w2vu.selftrain.ctc.data import LabelSource
 from w2vu.selftrain.ctc.fit import fit_ctc

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import PhoneDictionary, load_phone_dictionary
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import PhoneDictionary, load_phone_dictionary
 from w2vu.io.features import open_features
 from w2vu.selftrain.ctc.data import (
     LabelledSet,

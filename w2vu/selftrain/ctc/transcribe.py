@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import load_phone_dictionary, pad_features
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.features import FeatureWriter, FrameSource, open_features
 from w2vu.io.torch_files import load_torch_file
 from w2vu.logs import progress
@@ -32,6 +32,7 @@ from w2vu.selftrain.ctc.model import (
     CtcModelConfig,
     CtcModule,
 )
+from w2vu.train.batches import pad_features
 from w2vu.train.ctc import greedy_ids
 from w2vu.train.runtime import resolve_device
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import SIL
 from w2vu.io.features import open_features
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.selftrain.hmm.graph import (
-    SIL,
     UNK_WORDS,
     build_hclg,
     decoding_lang,

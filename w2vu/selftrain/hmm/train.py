@@ -35,13 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from w2vu.errors import W2vuError
-from w2vu.io.dictionary import read_fairseq_dict
+from w2vu.io.dictionary import SIL, read_fairseq_dict
 from w2vu.io.features import Features, open_features
 from w2vu.io.lines import read_text_lines
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.selftrain.hmm.align import align_utterance, boosted, equal_align, training_graphs
 from w2vu.selftrain.hmm.graph import (
-    SIL,
     Lang,
     dictionary_phones,
     hmm_topology,
