@@ -18,9 +18,9 @@ from torch import nn
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import Score, score_lines
 from w2vu.eval.score import PHONE_DROP, read_lines
-from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import PhoneDictionary, load_phone_dictionary
 from w2vu.io.features import Features, open_features
+from w2vu.io.lines import write_token_lines
 from w2vu.io.torch_files import load_torch_file
 from w2vu.train.batches import pad_features
 from w2vu.train.checkpoints import save_atomically
@@ -123,6 +123,5 @@ def probe_per(probe: nn.Linear, features_prefix: str | os.PathLike, phn: str | o
     refs = _aligned_refs(features, phn, features_prefix)
     hyps = probe_decode(probe, features, phones)
     if out_path is not None:
-        with atomic_path(out_path) as tmp:
-            tmp.write_text("".join(" ".join(h) + "\n" for h in hyps), encoding="utf-8")
+        write_token_lines(out_path, hyps)
     return score_lines(hyps, refs, PHONE_DROP)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from w2vu.errors import W2vuError
-from w2vu.io.atomic import atomic_path
-from w2vu.io.lines import read_text_lines
+from w2vu.io.lines import read_text_lines, write_token_lines
 from w2vu.selftrain.kaldi_export import STRIPPED_ON_IMPORT, UTT_ID, kaldi_phones
 
 log = logging.getLogger(__name__)
@@ -80,9 +79,8 @@ def import_kaldi_text(kaldi_text: str | os.PathLike, num_utterances: int,
         tokens = hyps.get(index, [])
         kept = [t for t in tokens if t not in STRIPPED_ON_IMPORT]
         stripped += len(tokens) - len(kept)
-        lines.append(" ".join(kept) + "\n")
-    with atomic_path(out_txt) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
+        lines.append(kept)
+    write_token_lines(out_txt, lines)
     report = ImportReport(out_txt=Path(out_txt), lines=num_utterances, from_kaldi=len(hyps),
                           missing=num_utterances - len(hyps), stripped=stripped)
     log.info("Kaldi import %s -> %s: %d lines = %d from Kaldi + %d missing (empty); %d "

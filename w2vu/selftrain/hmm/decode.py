@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from w2vu.errors import W2vuError
-from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import SIL
 from w2vu.io.features import open_features
+from w2vu.io.lines import write_token_lines
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.selftrain.hmm.graph import (
     UNK_WORDS,
@@ -78,13 +78,13 @@ def decode_hmm(model: HmmModel | str | os.PathLike, features_prefix: str | os.Pa
     tid2pdf = np.asarray(model.trans_model.transition_id_to_pdf_array(), dtype=np.int64)[1:]
     skip = {SIL, *UNK_WORDS}
     words = lang.word_table
-    hyps: dict[float, list[str]] = {w: [] for w in lm_weights}
+    hyps: dict[float, list[list[str]]] = {w: [] for w in lm_weights}
     failed = 0
     for i in range(len(features)):
         feats = model.features(features[i])
         if not len(feats):
             for w in lm_weights:
-                hyps[w].append("")
+                hyps[w].append([])
             continue
         by_tid = pdf_loglikes(model, feats)[:, tid2pdf]
         for w in lm_weights:
@@ -93,14 +93,13 @@ def decode_hmm(model: HmmModel | str | os.PathLike, features_prefix: str | os.Pa
                 decoder=decoder, decodable=decodable, trans_model=model.trans_model,
                 utt=f"utt{i:010d}", allow_partial=True)
             failed += not ok
-            hyps[w].append(" ".join(words[j] for j in word_ids if words[j] not in skip))
+            hyps[w].append([words[j] for j in word_ids if words[j] not in skip])
     if failed:
         log.warning("%d utterance decodes found no path", failed)
     out: dict[float, Path] = {}
     for w in lm_weights:
         path = Path(out_dir) / f"{lm_weight_name(w)}.txt"
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(h + "\n" for h in hyps[w]), encoding="utf-8")
+        write_token_lines(path, hyps[w])
         out[w] = path
     log.info("decoded %d utterances at %d LM weights in %.1f s", len(features), len(lm_weights),
              time.perf_counter() - start)
