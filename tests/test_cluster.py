@@ -15,7 +15,7 @@ from w2vu.features.kmeans import (
     nearest_centroids,
     train_kmeans,
 )
-from w2vu.features.pca import PcaFiles, apply_pca, pca_paths, train_pca
+from w2vu.features.pca import PcaFiles, apply_pca, canonical_signs, pca_paths, train_pca
 from w2vu.io.features import (
     feature_paths,
     iter_unit_lines,
@@ -187,6 +187,26 @@ def test_pca_dimension_capped_at_feature_dimension(tmp_path, backend, caplog):
     y = x @ a + b
     np.testing.assert_allclose(np.linalg.norm(y[1:] - y[:-1], axis=1),
                                np.linalg.norm(x[1:] - x[:-1], axis=1), rtol=1e-3, atol=1e-3)
+
+
+def test_pca_signs_are_canonical(tmp_path):
+    """Eigenvector signs are arbitrary (faiss's change with the thread count): each component's
+    largest-magnitude entry is made positive, with b flipped alongside, so the PCA is a function
+    of the data alone, whatever the backend."""
+    prefix, x = anisotropic_split(tmp_path)
+    got = {}
+    for backend in BACKENDS:
+        files = train_pca(prefix, tmp_path / backend, dim=5, backend=backend)
+        a, b = np.load(files.A), np.load(files.b)
+        assert (a[np.abs(a).argmax(axis=0), np.arange(5)] > 0).all()
+        got[backend] = (a, b)
+    (fa, fb), (sa, sb) = got["faiss"], got["sklearn"]
+    np.testing.assert_allclose(fa, sa, atol=1e-3)
+    np.testing.assert_allclose(x @ fa + fb, x @ sa + sb, atol=1e-2)
+
+    flips = np.array([-1, 1, -1, -1, 1], np.float32)
+    flipped = canonical_signs(fa * flips, fb * flips)
+    assert flipped[0].tobytes() == fa.tobytes() and flipped[1].tobytes() == fb.tobytes()
 
 
 def test_pca_user_errors(tmp_path):

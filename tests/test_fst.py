@@ -154,3 +154,17 @@ def test_bad_inputs(inputs: Path) -> None:
         build_graphs(inputs / "dict.phn.txt", inputs / "words.arpa", inputs / "out",
                      lexicon=inputs / "empty.lst")
     assert not (inputs / "out").exists()
+
+
+def test_two_builds_are_byte_identical(inputs: Path) -> None:
+    """No temporary path (G's word table was named after one) may leak into the graphs."""
+    first = build_graphs(inputs / "dict.phn.txt", inputs / "words.arpa", inputs / "a",
+                         lexicon=inputs / "lexicon.lst")
+    second = build_graphs(inputs / "dict.phn.txt", inputs / "words.arpa", inputs / "b",
+                          lexicon=inputs / "lexicon.lst")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert {"G.fst", "L.fst", "LG.fst", "HLG.fst"} <= set(names)
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert b"w2vu-g-" not in (first / "HLG.fst").read_bytes()

@@ -6,13 +6,15 @@ import itertools
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import shared
 from w2vu.errors import W2vuError
 from w2vu.io.dictionary import SIL
 from w2vu.text import lexicon as lexicon_module
-from w2vu.text.lexicon import LexiconSettings, build_lexicon, read_lexicon
+from w2vu.text.encoding import check_utf8
+from w2vu.text.lexicon import MAX_WORD_CHARS, LexiconSettings, build_lexicon, read_lexicon
 from w2vu.text.normalize import NormalizeSettings, normalize_line, normalize_text
 from w2vu.text.phonemize import check_language, phonemize_words
 from w2vu.text.phones import PhoneSettings, build_phone_text
@@ -54,6 +56,38 @@ def test_bad_text_is_counted_or_a_clear_error(tmp_path):
         normalize_text([punctuation], tmp_path / "o.txt", NormalizeSettings())
     with pytest.raises(W2vuError, match="not-there.txt"):
         normalize_text([tmp_path / "not-there.txt"], tmp_path / "o.txt", NormalizeSettings())
+
+
+def test_text_that_is_mostly_not_utf8_is_refused_with_its_likely_encoding(tmp_path):
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, np.uint8).tobytes())
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("".join(f"Élisabeth était à Pemberley {i} fois.\n\n"
+                               for i in range(150)).encode("latin-1"))
+    for path, guess in ((noise, "binary data, not text"), (latin1, "Latin-1")):
+        with pytest.raises(W2vuError) as caught:
+            check_utf8(path)  # the configuration check, before any job runs
+        assert str(path) in str(caught.value) and guess in str(caught.value)
+        with pytest.raises(W2vuError, match=f"{path.name}: .* lines are not UTF-8 .*{guess}"):
+            normalize_text([path], tmp_path / "out.txt", NormalizeSettings())
+        assert not (tmp_path / "out.txt").exists()
+    with pytest.raises(W2vuError, match="150 of 150 lines are not UTF-8.*iconv -f LATIN1"):
+        check_utf8(latin1)
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("Élisabeth était là.\n" * 20, encoding="utf-16")
+    with pytest.raises(W2vuError, match="likely UTF-16"):
+        check_utf8(utf16)
+
+
+def test_a_few_bad_lines_are_counted_and_warned_about(tmp_path, caplog):
+    text = tmp_path / "text.txt"
+    text.write_bytes("Élisabeth était là.\n".encode() * 8 + "Élisabeth\n".encode("latin-1") * 2)
+    check_utf8(text)
+    with caplog.at_level("WARNING"):
+        counts = normalize_text([text], tmp_path / "out.txt", NormalizeSettings())
+    assert counts["lines with invalid UTF-8 (decoded with replacement)"] == 2
+    assert f"{text}: 2 of 10 lines are not valid UTF-8" in caplog.text
+    assert "(lines 9, 10)" in caplog.text
 
 
 def test_lid_filter_with_a_local_fasttext_model(tmp_path):
@@ -109,13 +143,13 @@ def test_unknown_language_lists_close_matches():
 
 def test_rerun_phonemises_only_new_words(tmp_path, monkeypatch):
     calls: list[list[str]] = []
-    real = lexicon_module.phonemize_words
+    real = lexicon_module.espeak_words
 
     def counting(words, language):
         calls.append(list(words))
         return real(words, language)
 
-    monkeypatch.setattr(lexicon_module, "phonemize_words", counting)
+    monkeypatch.setattr(lexicon_module, "espeak_words", counting)
     text = tmp_path / "t.txt"
     text.write_text("the cat sat\nthe cat sat\n")
     settings = LexiconSettings("en-us")
@@ -189,3 +223,37 @@ def test_real_book_text(tmp_path):
     stats = build_lexicon(tmp_path / "norm.txt", tmp_path / "w", tmp_path / "l",
                           LexiconSettings("en-us"))
     assert stats["in lexicon"] > 500
+
+
+def test_tokens_espeak_reads_as_several_words_keep_their_phones_apart(tmp_path):
+    """Digits and some hyphenated words are several words to espeak; glued together they made
+    false phones ("dt", "iθ") that then dropped every sentence holding the token."""
+    phones = phonemize_words(["123", "1984"], "en-us")
+    assert phones["123"] == "w ʌ n h ʌ n d ɹ ɪ d t w ɛ n t i θ ɹ iː"
+    assert phones["1984"].split()[:13] == "n aɪ n t iː n h ʌ n d ɹ ɪ d".split()[:13]
+    text = tmp_path / "t.txt"
+    text.write_text("we have 123 cats\nwe have 123 cats\nthe cats are 1984 cats\n" * 2)
+    stats = build_lexicon(text, tmp_path / "w", tmp_path / "l", LexiconSettings("en-us"),
+                          cache_dir=tmp_path / "c")
+    assert stats["read by espeak as several words (phones joined)"] == 2
+    lexicon = read_lexicon(tmp_path / "l")
+    assert lexicon["123"] == phones["123"] and lexicon["1984"] == phones["1984"]
+    spelled = phonemize_words(["one", "hundred", "twenty", "three", "nineteen", "eighty",
+                               "four"], "en-us")
+    singles = {p for pron in spelled.values() for p in pron.split()}
+    assert {p for w in ("123", "1984") for p in lexicon[w].split()} <= singles
+    # a second run reads them from the cache and counts them the same way
+    again = build_lexicon(text, tmp_path / "w", tmp_path / "l", LexiconSettings("en-us"),
+                          cache_dir=tmp_path / "c")
+    assert again == stats and read_lexicon(tmp_path / "l") == lexicon
+
+
+def test_a_megabyte_long_word_does_not_enter_the_lexicon(tmp_path, caplog):
+    huge = "a" * 1_000_000
+    text = tmp_path / "t.txt"
+    text.write_text(f"the cat {huge}\nthe cat {huge}\n")
+    with caplog.at_level("WARNING"):
+        stats = build_lexicon(text, tmp_path / "w", tmp_path / "l", LexiconSettings("en-us"))
+    assert stats[f"longer than {MAX_WORD_CHARS} characters (dropped)"] == 1
+    assert set(read_lexicon(tmp_path / "l")) == {"the", "cat"}
+    assert "longer than 100 characters" in caplog.text and len(caplog.text) < 2000

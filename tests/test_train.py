@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 from pathlib import Path
 
@@ -11,24 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_refusals import _RunsCommand
 from w2vu.errors import W2vuError
 from w2vu.train.checkpoints import discard_if_other_run, load_rolling, save_atomically
 from w2vu.train.metrics_table import write_metrics
 from w2vu.train.runtime import capture_rng, seed_everything
 
 
-class Payload:
-    """Unpickling this runs a shell command: what a poisoned checkpoint carries."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 def poisoned(path: Path, marker: Path) -> Path:
-    torch.save({"trajectory": {"seed": 1}, "model": Payload(marker)}, path)
+    torch.save({"trajectory": {"seed": 1}, "model": _RunsCommand(f"touch {marker}")}, path)
     return path
 
 

@@ -81,6 +81,17 @@ def test_bad_config_names_the_key(tmp_path, language, message):
     assert done.returncode != 0 and message in done.stdout + done.stderr
 
 
+def test_text_in_another_encoding_stops_before_any_job(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "text.txt").write_bytes("Élisabeth était là.\n".encode("latin-1") * 50)
+    write_config(tmp_path, {"audio": {"paths": ["a"]}, "text": ["text.txt"]})
+    done = snakemake(tmp_path, "-n", check=False)
+    assert done.returncode != 0
+    assert ("languages.tiny.text: text.txt: 50 of 50 lines are not UTF-8 (likely Latin-1 or "
+            "Windows-1252); convert it to UTF-8") in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_no_usable_audio_stops_with_clear_error(tmp_path):
     (tmp_path / "audio").mkdir()
     for i in range(3):

@@ -90,10 +90,14 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
 def load_probe(path: str | os.PathLike) -> nn.Linear:
     """A probe saved by :func:`train_probe`."""
     saved = load_torch_file(path, "probe", "run the probe training step first",
-                            "rerun the probe training step")
-    vocab, dim = saved["state"]["weight"].shape
-    probe = nn.Linear(int(dim), int(vocab))
-    probe.load_state_dict(saved["state"])
+                            "retrain it (delete it and rerun probe_train)")
+    try:
+        vocab, dim = saved["state"]["weight"].shape
+        probe = nn.Linear(int(dim), int(vocab))
+        probe.load_state_dict(saved["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise W2vuError(f"{path}: not a probe written by probe-train ({e!r}); retrain it "
+                        "(delete it and rerun probe_train)") from None
     return probe.eval()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from w2vu.audio import SAMPLE_RATE
 from w2vu.errors import W2vuError
+from w2vu.io.torch_files import load_failure
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -281,8 +283,9 @@ def load_hf_folder(folder: str | os.PathLike, layer: int | None) -> PreTrainedMo
         try:
             model, info = AutoModel.from_pretrained(folder, config=config, local_files_only=True,
                                                     dtype=torch.float32, output_loading_info=True)
-        except OSError as e:
-            raise W2vuError(f"{folder}: cannot load the model weights ({e})") from e
+        except (OSError, pickle.UnpicklingError) as e:  # torn, foreign, or carrying code
+            raise W2vuError(f"{folder}: cannot load the model weights ({load_failure(e)}); "
+                            "re-download the model, or convert it to model.safetensors") from None
     # transformers fills missing weights with random values and only warns: refuse instead
     missing = sorted(k for k in info.get("missing_keys", ()) if "masked_spec_embed" not in k)
     if missing:

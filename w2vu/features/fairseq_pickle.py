@@ -24,6 +24,7 @@ import torch
 
 from w2vu.errors import W2vuError
 from w2vu.io.pickles import IMPORT, pickle_module, restricted
+from w2vu.io.torch_files import load_failure
 
 
 class _StandIn:
@@ -167,7 +168,8 @@ def safe_load(path: str | os.PathLike) -> Any:
     except W2vuError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
-        raise W2vuError(f"{path}: not a readable torch checkpoint ({e}); re-download it") from e
+        raise W2vuError(f"{path}: not a readable torch checkpoint ({load_failure(e)}); "
+                        "re-download it") from e
 
 
 def to_plain(obj: Any) -> Any:

@@ -54,7 +54,7 @@ def fit_pca(x: np.ndarray, dim: int, backend: Backend = "faiss",
 
     faiss: `PCAMatrix(D, d, eigen_power=0)` as the reference's pca.py (it trains on at most
     1000 * D frames, sampled by itself). scikit-learn: `PCA(svd_solver="covariance_eigh")` on a
-    seeded sample of the same size. Component signs may differ between the two.
+    seeded sample of the same size. Signs follow `canonical_signs` for both.
     """
     check_backend(backend)
     n, d_in = x.shape
@@ -64,7 +64,7 @@ def fit_pca(x: np.ndarray, dim: int, backend: Backend = "faiss",
         pca.train(np.ascontiguousarray(x, dtype=np.float32))
         a = faiss.vector_to_array(pca.A).reshape(pca.d_out, pca.d_in).T
         b = faiss.vector_to_array(pca.b)
-        return np.ascontiguousarray(a, dtype=np.float32), b.astype(np.float32)
+        return canonical_signs(a, b)
     import_sklearn()
     from sklearn.decomposition import PCA
 
@@ -76,7 +76,20 @@ def fit_pca(x: np.ndarray, dim: int, backend: Backend = "faiss",
     pca.fit(x)
     a = pca.components_.T.astype(np.float64)
     b = -(pca.mean_.astype(np.float64) @ a)
-    return np.ascontiguousarray(a, dtype=np.float32), b.astype(np.float32)
+    return canonical_signs(a, b)
+
+
+def canonical_signs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) as float32 with each component's largest-magnitude entry positive.
+
+    An eigenvector's sign is arbitrary, and faiss's comes out differently with another thread
+    count; flipping a column of A and the matching entry of b gives the same PCA up to that sign,
+    so the fixed convention makes the files (and everything after them) depend only on the data.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    flip = a[np.abs(a).argmax(axis=0), np.arange(a.shape[1])] < 0
+    signs = np.where(flip, -1, 1).astype(np.float32)
+    return np.ascontiguousarray(a * signs), (np.asarray(b, dtype=np.float32) * signs)
 
 
 def train_pca(features: str | os.PathLike, out_dir: str | os.PathLike, dim: int = 512,

@@ -83,7 +83,11 @@ def make_g(arpa: str | os.PathLike) -> tuple[pynini.Fst, pynini.SymbolTable]:
             why = "; ".join([line for line in lines if line.startswith("[E]")] or lines[-1:])
             raise W2vuError(f"ARPA LM {arpa} could not be read by arpa2fst ({why}); "
                             "regenerate it (stage ngram)")
-        return pynini.Fst.read(str(fst_path)), pynini.SymbolTable.read_text(str(words_path))
+        words = pynini.SymbolTable.read_text(str(words_path))
+        # read_text names the table after its (random, temporary) path, and every FST that
+        # carries the table stores that name: a fixed name keeps identical runs byte-identical.
+        words.set_name("words")
+        return pynini.Fst.read(str(fst_path)), words
 
 
 def make_l(lexicon: Lexicon, phones: pynini.SymbolTable,

@@ -1,10 +1,12 @@
 """Stage `lexicon`: word counts, the words worth keeping, and their pronunciations.
 
 Words seen at least `min_word_count` times are kept (the reference's `--thresholdsrc 2`), minus
-pure punctuation and tokens with five or more consecutive digits. Each distinct word is phonemised
-once; a cache beside the outputs keeps earlier pronunciations, so a rerun after adding text
-phonemises only the new words. A user lexicon (`word<TAB>phones`, e.g. CMUdict-style) can extend
-espeak (its entries win) or replace it. Words with no pronunciation are dropped and counted.
+pure punctuation, tokens with five or more consecutive digits, and tokens longer than
+`MAX_WORD_CHARS` (run-together text, not a word: it would become one enormous phone sentence).
+Each distinct word is phonemised once; a cache beside the outputs keeps earlier pronunciations,
+so a rerun after adding text phonemises only the new words. A user lexicon (`word<TAB>phones`,
+e.g. CMUdict-style) can extend espeak (its entries win) or replace it. Words with no
+pronunciation are dropped and counted.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
-from w2vu.text.phonemize import check_language, phonemize_words
+from w2vu.text.phonemize import WORD_BREAK, check_language, espeak_words, join_words
 
 log = logging.getLogger(__name__)
 _LONG_NUMBER = re.compile(r"\d{5,}")
 _HAS_WORD_CHAR = re.compile(r"[^\W_]")
+# Longer than any dictionary word (German and Finnish compounds stay well under it).
+MAX_WORD_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,14 @@ def write_lexicon(path: str | os.PathLike, lexicon: dict[str, str]) -> None:
 
 
 def cached_phonemes(words: list[str], language: str, cache: Path | None) -> dict[str, str]:
-    """Pronunciations of `words`, phonemising only those missing from the cache."""
+    """espeak's pronunciations of `words` (`espeak_words`: with word breaks), phonemising only
+    those missing from the cache."""
     known = read_lexicon_lenient(cache) if cache and cache.exists() else {}
     missing = [w for w in words if w not in known]
     log.info("lexicon: %d words, %d from the cache, %d to phonemise", len(words),
              len(words) - len(missing), len(missing))
     if missing:
-        known.update(phonemize_words(missing, language))
+        known.update(espeak_words(missing, language))
         if cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cache) as tmp:
@@ -105,7 +110,7 @@ def cache_file(cache_dir: str | os.PathLike, language: str) -> Path:
     from phonemizer.backend import EspeakBackend
 
     version = ".".join(map(str, EspeakBackend.version()))
-    return Path(cache_dir) / f"phonemes.{language}.espeak-{version}.tsv"
+    return Path(cache_dir) / f"phonemes.{language}.espeak-{version}.words.tsv"
 
 
 def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
@@ -115,15 +120,27 @@ def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
     check_language(settings.language)
     cache = cache_file(cache_dir, settings.language) if cache_dir else None
     counts = count_words(text_path)
-    words = sorted(w for w, n in counts.items()
-                   if n >= settings.min_word_count and is_lexicon_word(w))
-    stats = {"distinct words": len(counts), "kept (count and form)": len(words)}
+    frequent = [w for w, n in counts.items() if n >= settings.min_word_count]
+    too_long = sorted(w for w in frequent if len(w) > MAX_WORD_CHARS)
+    words = sorted(w for w in frequent if len(w) <= MAX_WORD_CHARS and is_lexicon_word(w))
+    stats = {"distinct words": len(counts), "kept (count and form)": len(words),
+             f"longer than {MAX_WORD_CHARS} characters (dropped)": len(too_long)}
+    if too_long:
+        log.warning("lexicon: %d frequent tokens are longer than %d characters and are dropped "
+                    "(text without spaces between words?), e.g. %s...", len(too_long),
+                    MAX_WORD_CHARS, too_long[0][:60])
     user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
     if user and settings.user_lexicon_mode == "replace":
         pronounced = {w: user.get(w, "") for w in words}
     else:
-        to_espeak = [w for w in words if w not in user]
-        pronounced = {**cached_phonemes(to_espeak, settings.language, cache),
+        espeak = cached_phonemes([w for w in words if w not in user], settings.language, cache)
+        several = sorted(w for w, p in espeak.items() if WORD_BREAK in p.split())
+        stats["read by espeak as several words (phones joined)"] = len(several)
+        if several:
+            log.info("lexicon: espeak reads %d tokens as several words (digits, some hyphenated "
+                     "words); their phones are joined, e.g. %s", len(several),
+                     "; ".join(f"{w}: {espeak[w]}" for w in several[:5]))
+        pronounced = {**{w: join_words(p) for w, p in espeak.items()},
                       **{w: user[w] for w in words if w in user}}
     lexicon = {w: p for w, p in pronounced.items() if p}
     dropped = sorted(w for w, p in pronounced.items() if not p)

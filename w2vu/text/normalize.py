@@ -3,7 +3,8 @@
 The reference's character filter (fairseq `normalize_and_filter_text.py`): Unicode NFKC, then every
 character that is not a letter, digit, mark, apostrophe or hyphen becomes a space; whitespace is
 collapsed; lines holding `---` are dropped. Case folding is optional (the reference has none).
-Bytes that are not UTF-8 are decoded with replacement and counted; lines longer than a limit
+A file whose lines are mostly not UTF-8 is refused with its likely encoding (`encoding.py`); a few
+bad lines are decoded with replacement, counted and warned about. Lines longer than a limit
 (a whole book on one line, say) are split at sentence ends, then at word boundaries; empty lines
 are dropped and counted. Language-ID filtering runs only when a local fastText model is given.
 """
@@ -22,10 +23,12 @@ import regex
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.text.encoding import SAMPLE_BYTES, not_utf8_error
 
 log = logging.getLogger(__name__)
 _NOT_KEPT = regex.compile(r"[^\p{L}\p{N}\p{M}' -]")
 _SENTENCE_END = regex.compile(r"(?<=[.!?。！？])\s+")
+_SAMPLE_PER_LINE = 4096  # bytes of each bad line kept for guessing the file's encoding
 
 
 @dataclass(frozen=True)
@@ -63,21 +66,33 @@ def split_long_line(line: str, max_chars: int) -> list[str]:
 
 
 def read_lines(paths: Sequence[str | os.PathLike], counts: Counter) -> Iterator[str]:
-    """Lines of all files, decoding invalid UTF-8 with replacement (counted per line)."""
+    """Lines of all files, decoding invalid UTF-8 with replacement (counted per line and
+    warned about); a file whose non-blank lines are mostly not UTF-8 is a W2vuError."""
     for path in paths:
         try:
             handle = open(path, "rb")
         except OSError as e:
             raise W2vuError(f"{path}: {e.strerror}; check the language's `text` setting") from None
+        bad: list[int] = []
+        sample, nonblank = b"", 0
         with handle:
-            for raw in handle:
+            for number, raw in enumerate(handle, start=1):
+                nonblank += bool(raw.strip())
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     line = raw.decode("utf-8", errors="replace")
-                    counts["lines with invalid UTF-8 (decoded with replacement)"] += 1
+                    bad.append(number)
+                    sample += raw[:_SAMPLE_PER_LINE] if len(sample) < SAMPLE_BYTES else b""
                 counts["lines in"] += 1
                 yield line
+        if len(bad) * 2 > nonblank:
+            raise not_utf8_error(path, len(bad), nonblank, sample)
+        if bad:
+            counts["lines with invalid UTF-8 (decoded with replacement)"] += len(bad)
+            log.warning("normalize: %s: %d of %d lines are not valid UTF-8 and were decoded with "
+                        "replacement characters (lines %s%s)", path, len(bad), nonblank,
+                        ", ".join(map(str, bad[:10])), ", ..." if len(bad) > 10 else "")
 
 
 class LanguageFilter:

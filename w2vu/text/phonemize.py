@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from w2vu.errors import W2vuError
 from w2vu.espeak import configure_phonemizer
 
+# Between the words espeak reads one token as; the ASCII unit separator inside phonemizer's output.
+WORD_BREAK = "|"
+_SEPARATOR = "\x1f"
+
 
 @functools.cache
 def espeak_languages() -> dict[str, str]:
@@ -37,17 +41,37 @@ def check_language(language: str) -> None:
                     f"(all {len(known)}: `python -m phonemizer --list-languages`)")
 
 
-def phonemize_words(words: Sequence[str], language: str) -> dict[str, str]:
-    """Space-separated phones of each word ('' where espeak gives nothing); no stress marks."""
+def espeak_words(words: Sequence[str], language: str) -> dict[str, str]:
+    """Each token's phones as espeak reads it: space-separated, no stress marks, with
+    `WORD_BREAK` between the words espeak makes of it ('' where espeak gives nothing).
+
+    espeak reads some tokens as several words: digits ("123" is "one hundred twenty three"),
+    ordinals, some hyphenated words. Without a word separator phonemizer glues the last phone
+    of one word to the first of the next ("dt", "np"), and those false phones then drop every
+    sentence that holds the token; with one, the words stay apart and can be counted.
+    """
     check_language(language)
     from phonemizer.backend import EspeakBackend
     from phonemizer.separator import Separator
 
-    # word=None gives one phone string per word; phonemizer would warn that the word counts
-    # differ, which is expected here, so its logger only passes errors.
+    # phonemizer warns when espeak's word count differs from the input's, which is expected
+    # here (see above), so its logger only passes errors.
     quiet = logging.getLogger("w2vu.phonemizer")
     quiet.setLevel(logging.ERROR)
     backend = EspeakBackend(language, language_switch="remove-flags", with_stress=False,
                             logger=quiet)
-    phones = backend.phonemize(list(words), separator=Separator(phone=" ", word=None), strip=True)
-    return {w: " ".join(p.split()) for w, p in zip(words, phones)}
+    phones = backend.phonemize(list(words), separator=Separator(phone=" ", word=_SEPARATOR),
+                               strip=True)
+    return {w: f" {WORD_BREAK} ".join(" ".join(part.split()) for part in p.split(_SEPARATOR)
+                                      if part.split())
+            for w, p in zip(words, phones)}
+
+
+def join_words(pronunciation: str) -> str:
+    """The phones of an `espeak_words` pronunciation, word breaks removed."""
+    return " ".join(p for p in pronunciation.split() if p != WORD_BREAK)
+
+
+def phonemize_words(words: Sequence[str], language: str) -> dict[str, str]:
+    """Space-separated phones of each token ('' where espeak gives nothing); no stress marks."""
+    return {w: join_words(p) for w, p in espeak_words(words, language).items()}

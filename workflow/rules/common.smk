@@ -9,6 +9,10 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
+sys.path.insert(0, REPO)  # validation uses w2vu's own checks, from this checkout
+
+from w2vu.errors import W2vuError
+from w2vu.text.encoding import check_utf8
 
 
 # Cheap bookkeeping steps run on the submitting node under a cluster executor.
@@ -60,6 +64,11 @@ def validate_language(name, lang):
         for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
             if not os.path.isfile(path):
                 raise WorkflowError(f"{where}.{key}: {path} not found")
+    for path in lang.get("text", []):
+        try:
+            check_utf8(path)
+        except W2vuError as e:
+            raise WorkflowError(f"{where}.text: {e}") from None
     if config.get("features", {}).get("train_split", "train") not in split_names_of(lang):
         raise WorkflowError(f"{where}.splits: no split named "
                             f"{config.get('features', {}).get('train_split', 'train')!r}, which "
