@@ -31,7 +31,7 @@ their meaning even where utterances are left out:
   matrix); it comes back as an empty line on import;
 * an utterance with frames but an empty pseudo-label line stays in `feats.scp`, `utt2spk` and
   `spk2utt` (so Kaldi decodes it and the next round can label it) but is left out of `text`
-  (an empty transcript would train silence on speech; `hmm.py` leaves it out of training too).
+  (an empty transcript would train silence on speech; `hmm/train.py` leaves it out of training too).
   Kaldi's training scripts skip utterances without a transcript; `utils/split_data.sh` prints a
   line-count warning, which is expected. `utils/fix_data_dir.sh` would drop them from decoding.
 
