@@ -209,6 +209,21 @@ def test_pca_signs_are_canonical(tmp_path):
     assert flipped[0].tobytes() == fa.tobytes() and flipped[1].tobytes() == fb.tobytes()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pca_bytes_do_not_depend_on_the_thread_count(tmp_path, backend):
+    """On these frames a 2-thread faiss PCAMatrix sums the covariance in another order than a
+    1-thread one: low bits differ and components flip sign unless training is single-threaded."""
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((39, 39)))
+    x = (rng.standard_normal((3000, 39)) * np.geomspace(30, 0.01, 39)) @ basis.T
+    write_features(tmp_path / "train", [(x + rng.standard_normal(39) * 50).astype(np.float32)])
+    prefix = tmp_path / "train"
+    files = [train_pca(prefix, tmp_path / f"pca{t}", dim=39, backend=backend, threads=t)
+             for t in (1, 2)]
+    assert files[0].A.read_bytes() == files[1].A.read_bytes()
+    assert files[0].b.read_bytes() == files[1].b.read_bytes()
+
+
 def test_pca_user_errors(tmp_path):
     write_features(tmp_path / "few", [np.ones((3, 8), np.float32)])
     with pytest.raises(W2vuError, match="fewer than the PCA dimension 8"):

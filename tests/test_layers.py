@@ -24,6 +24,7 @@ FLOORS = {
     "w2vu.gan": 4,
     "w2vu.features": 4,
     "w2vu.demo": 4,
+    "w2vu.digits": 4,
     "w2vu.audio": 3,
     "w2vu.text": 3,
     "w2vu.data": 3,

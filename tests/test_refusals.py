@@ -4,6 +4,7 @@ stderr (exit status 2) that never advises loading the file unsafely."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +36,12 @@ def w2vu(capfd, *args: str | Path) -> tuple[int, str]:
 
 
 def assert_refused(status: int, stderr: str, path: Path, marker: Path) -> None:
-    """Exit status 2, no traceback, one ERROR line naming the file, nothing ran."""
+    """Exit status 2, no traceback, one ERROR line naming the file and the refused callable,
+    nothing ran."""
     errors = [line for line in stderr.splitlines() if " ERROR " in line]
     assert status == 2, stderr
     assert "Traceback" not in stderr and len(errors) == 1, stderr
-    assert str(path) in errors[0] and "refused by the safe loader" in errors[0], errors[0]
+    assert str(path) in errors[0] and re.search(r"(posix|os)\.system", errors[0]), errors[0]
     assert "weights_only" not in stderr and "will likely succeed" not in stderr
     assert not marker.exists()
 

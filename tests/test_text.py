@@ -86,7 +86,7 @@ def test_a_few_bad_lines_are_counted_and_warned_about(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         counts = normalize_text([text], tmp_path / "out.txt", NormalizeSettings())
     assert counts["lines with invalid UTF-8 (decoded with replacement)"] == 2
-    assert f"{text}: 2 of 10 lines are not valid UTF-8" in caplog.text
+    assert f"{text}: 2 of 10 lines are not valid UTF-8 (likely Latin-1" in caplog.text
     assert "(lines 9, 10)" in caplog.text
 
 

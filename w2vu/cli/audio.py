@@ -1,4 +1,4 @@
-"""Audio commands: the demo corpus, inventory, conversion, VAD, trimming, manifests."""
+"""Audio commands: the demo and digits corpora, inventory, conversion, VAD, trimming, manifests."""
 
 from __future__ import annotations
 
@@ -27,6 +27,33 @@ def cmd_demo_corpus(a: argparse.Namespace) -> None:
 
     build_demo_corpus(a.out_dir, a.out_table, a.out_text,
                       CorpusSettings(minutes=a.minutes, seed=a.seed, language=a.language))
+
+
+def _digits_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fsdd", required=True, type=Path, help="FSDD folder (transcripts.tsv)")
+    p.add_argument("--out-dir", required=True, type=Path, help="folder for the audio files")
+    p.add_argument("--out-table", required=True, type=Path, help="audio table (TSV) to write")
+    p.add_argument("--out-text", required=True, type=Path, help="unpaired text file to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-speakers", nargs="+", default=["nicolas", "theo"])
+    p.add_argument("--valid-fraction", type=float, default=0.1,
+                   help="share of the other speakers' strings in valid (default 0.1)")
+    p.add_argument("--min-digits", type=int, default=3)
+    p.add_argument("--max-digits", type=int, default=6)
+    p.add_argument("--text-lines", type=int, default=5000, help="unpaired digit strings")
+    p.add_argument("--language", default="en-us", help="espeak language for reference phones")
+
+
+@COMMANDS("digits-corpus", _digits_corpus_arguments,
+          "join Free Spoken Digit Dataset recordings into digit strings, split by speaker")
+def cmd_digits_corpus(a: argparse.Namespace) -> None:
+    from w2vu.digits.corpus import DigitsSettings, build_digits_corpus
+
+    settings = DigitsSettings(
+        seed=a.seed, test_speakers=tuple(a.test_speakers), valid_fraction=a.valid_fraction,
+        min_digits=a.min_digits, max_digits=a.max_digits, text_lines=a.text_lines,
+        language=a.language)
+    build_digits_corpus(a.fsdd, a.out_dir, a.out_table, a.out_text, settings)
 
 
 def _inventory_arguments(p: argparse.ArgumentParser) -> None:

@@ -36,6 +36,9 @@ def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--max-updates", type=int, default=150_000)
     p.add_argument("--batch-size", type=int, default=160)
+    p.add_argument("--discriminator-dim", type=int, help="default: the reference's 384")
+    p.add_argument("--lr-generator", type=float, help="default: the variant's reference value")
+    p.add_argument("--lr-discriminator", type=float, help="default: the variant's reference")
     p.add_argument("--validate-every", type=int, default=1000)
     p.add_argument("--code-penalty", type=float, help="default: the variant's reference value")
     p.add_argument("--gradient-penalty", type=float, help="default: the variant's reference")
@@ -63,7 +66,8 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
     config = TrainConfig(variant=a.variant, max_updates=a.max_updates, batch_size=a.batch_size,
                          weights=weights, validate_every=a.validate_every,
                          checkpoint_every=a.validate_every, seed=a.seed, device=a.device,
-                         bf16=a.bf16)
+                         bf16=a.bf16, discriminator_dim=a.discriminator_dim,
+                         lr_generator=a.lr_generator, lr_discriminator=a.lr_discriminator)
     paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
                        a.km)
     write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed,
@@ -146,3 +150,35 @@ def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
     from w2vu.gan.baseline import random_checkpoint
 
     random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed)
+
+
+def _known_answer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--phone-text", required=True, type=Path,
+                   help="phone sentences (an lm.phones.filtered.txt)")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--phones", type=int, default=0,
+                   help="fold the inventory into this many phone classes (default 0: keep all)")
+    p.add_argument("--frames-per-phone", type=float, default=1.5,
+                   help="mean frames per phone (default 1.5: pooled wav2vec-U segments)")
+    p.add_argument("--noise", type=float, default=0.5, help="per-frame noise std (default 0.5)")
+    p.add_argument("--dim", type=int, default=512, help="feature dimension (default 512)")
+    p.add_argument("--audio-fraction", type=float, default=0.5,
+                   help="share of the sentences turned into features (default 0.5)")
+    p.add_argument("--km-clusters", type=int, default=64,
+                   help="clusters of the 2.0 stand-in train.km (default 64; 0: none)")
+    p.add_argument("--blind", action="store_true",
+                   help="control: one vector for every phone (the features carry no answer)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@COMMANDS("known-answer", _known_answer_arguments,
+          "GAN inputs with a known transcript from a phone text, to check that training learns")
+def cmd_known_answer(a: argparse.Namespace) -> None:
+    from w2vu.gan.known_answer import KnownAnswerSettings, build_known_answer
+
+    summary = build_known_answer(a.phone_text, a.out_dir, KnownAnswerSettings(
+        phones=a.phones, frames_per_phone=a.frames_per_phone, noise=a.noise, dim=a.dim,
+        audio_fraction=a.audio_fraction, km_clusters=a.km_clusters, blind=a.blind, seed=a.seed))
+    log.info("known-answer: %d phones (+<SIL>), %d spoken sentences (%d frames), %d text "
+             "sentences in %s", summary["phones"], summary["spoken_sentences"],
+             summary["frames"], summary["text_sentences"], a.out_dir)

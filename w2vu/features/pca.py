@@ -54,14 +54,17 @@ def fit_pca(x: np.ndarray, dim: int, backend: Backend = "faiss",
 
     faiss: `PCAMatrix(D, d, eigen_power=0)` as the reference's pca.py (it trains on at most
     1000 * D frames, sampled by itself). scikit-learn: `PCA(svd_solver="covariance_eigh")` on a
-    seeded sample of the same size. Signs follow `canonical_signs` for both.
+    seeded sample of the same size. Signs follow `canonical_signs` for both. Training uses one
+    thread: a multi-threaded BLAS sums the covariance in an order that depends on the thread
+    count, which changes the low bits of every component and can flip their signs.
     """
     check_backend(backend)
     n, d_in = x.shape
     if backend == "faiss":
         faiss = import_faiss()
         pca = faiss.PCAMatrix(d_in, dim, 0.0)
-        pca.train(np.ascontiguousarray(x, dtype=np.float32))
+        with limited_threads(1, backend):  # threaded BLAS sums the covariance in another order
+            pca.train(np.ascontiguousarray(x, dtype=np.float32))
         a = faiss.vector_to_array(pca.A).reshape(pca.d_out, pca.d_in).T
         b = faiss.vector_to_array(pca.b)
         return canonical_signs(a, b)
@@ -73,7 +76,8 @@ def fit_pca(x: np.ndarray, dim: int, backend: Backend = "faiss",
         rows = np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
         x = np.concatenate([x[rows[i: i + SAMPLE_CHUNK]] for i in range(0, cap, SAMPLE_CHUNK)])
     pca = PCA(n_components=dim, svd_solver="covariance_eigh", random_state=seed)
-    pca.fit(x)
+    with limited_threads(1, backend):
+        pca.fit(x)
     a = pca.components_.T.astype(np.float64)
     b = -(pca.mean_.astype(np.float64) @ a)
     return canonical_signs(a, b)

@@ -23,7 +23,7 @@ import regex
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
-from w2vu.text.encoding import SAMPLE_BYTES, not_utf8_error
+from w2vu.text.encoding import SAMPLE_BYTES, likely_encoding, not_utf8_error
 
 log = logging.getLogger(__name__)
 _NOT_KEPT = regex.compile(r"[^\p{L}\p{N}\p{M}' -]")
@@ -90,9 +90,10 @@ def read_lines(paths: Sequence[str | os.PathLike], counts: Counter) -> Iterator[
             raise not_utf8_error(path, len(bad), nonblank, sample)
         if bad:
             counts["lines with invalid UTF-8 (decoded with replacement)"] += len(bad)
-            log.warning("normalize: %s: %d of %d lines are not valid UTF-8 and were decoded with "
-                        "replacement characters (lines %s%s)", path, len(bad), nonblank,
-                        ", ".join(map(str, bad[:10])), ", ..." if len(bad) > 10 else "")
+            log.warning("normalize: %s: %d of %d lines are not valid UTF-8 (likely %s) and were "
+                        "decoded with replacement characters (lines %s%s)", path, len(bad),
+                        nonblank, likely_encoding(sample), ", ".join(map(str, bad[:10])),
+                        ", ..." if len(bad) > 10 else "")
 
 
 class LanguageFilter:

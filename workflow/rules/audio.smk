@@ -1,5 +1,5 @@
-# Audio stages: demo corpus, inventory, convert, vad, trim (per split and shard), manifest, labels,
-# summary. Each shard of each step is one job; `audio.shards` sets how many.
+# Audio stages: demo and digits corpora, inventory, convert, vad, trim (per split and shard),
+# manifest, labels, summary. Each shard of each step is one job; `audio.shards` sets how many.
 
 
 rule demo_corpus:
@@ -21,6 +21,36 @@ rule demo_corpus:
         "python -m w2vu demo-corpus --out-dir {output.audio:q} --out-table {output.table:q}"
         " --out-text {output.text:q} --minutes {params.minutes} --seed {params.seed}"
         " --language {params.espeak:q} > {log:q} 2>&1"
+
+
+rule digits_corpus:
+    input:
+        fsdd=lambda w: os.path.join(language(w.lang)["digits"]["fsdd"], "transcripts.tsv"),
+    output:
+        audio=directory("results/{lang}/digits/wav"),
+        table="results/{lang}/digits/audio.tsv",
+        text="results/{lang}/digits/text.txt",
+    params:
+        fsdd=subpath(input.fsdd, parent=True),
+        seed=lookup(dpath="languages/{lang}/digits/seed", within=config),
+        test_speakers=lookup(dpath="languages/{lang}/digits/test_speakers", within=config),
+        valid_fraction=lookup(dpath="languages/{lang}/digits/valid_fraction", within=config),
+        min_digits=lookup(dpath="languages/{lang}/digits/min_digits", within=config),
+        max_digits=lookup(dpath="languages/{lang}/digits/max_digits", within=config),
+        text_lines=lookup(dpath="languages/{lang}/digits/text_lines", within=config),
+        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+    log:
+        "logs/{lang}/digits_corpus.log",
+    benchmark:
+        "benchmarks/{lang}/digits_corpus.tsv"
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m w2vu digits-corpus --fsdd {params.fsdd:q} --out-dir {output.audio:q}"
+        " --out-table {output.table:q} --out-text {output.text:q} --seed {params.seed}"
+        " --test-speakers {params.test_speakers:q} --valid-fraction {params.valid_fraction}"
+        " --min-digits {params.min_digits} --max-digits {params.max_digits}"
+        " --text-lines {params.text_lines} --language {params.espeak:q} > {log:q} 2>&1"
 
 
 rule inventory:

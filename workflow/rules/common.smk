@@ -40,6 +40,10 @@ def split_names_of(lang_cfg):
     return list(splits["names"])
 
 
+# Languages whose audio and text a rule builds (results/{lang}/{builder}/), not the user.
+CORPUS_BUILDERS = {"demo": "corpus", "digits": "digits"}
+
+
 def validate_language(name, lang):
     """Validate one language (filling defaults) and check what the schema cannot express."""
     where = f"config: languages.{name}"
@@ -47,13 +51,23 @@ def validate_language(name, lang):
         validate(lang, schema="../schemas/language.schema.yaml")
     except WorkflowError as e:
         raise WorkflowError(f"{where}: {e}") from None
-    if "demo" in lang:
+    built = [k for k in CORPUS_BUILDERS if k in lang]
+    if len(built) > 1:
+        raise WorkflowError(f"{where}: give one of `demo` and `digits`, not both")
+    if built:
         if "audio" in lang or "text" in lang:
-            raise WorkflowError(f"{where}: `demo` synthesises audio and text; remove `audio` "
-                                "and `text`, or remove `demo`")
+            raise WorkflowError(f"{where}: `{built[0]}` builds the audio and text; remove "
+                                f"`audio` and `text`, or remove `{built[0]}`")
+        if built[0] == "digits":
+            fsdd_table = os.path.join(lang["digits"]["fsdd"], "transcripts.tsv")
+            if not os.path.isfile(fsdd_table):
+                raise WorkflowError(f"{where}.digits.fsdd: {fsdd_table} not found (the Free "
+                                    "Spoken Digit Dataset folder, e.g. ../shared/data/fsdd)")
+            if lang["digits"]["min_digits"] > lang["digits"]["max_digits"]:
+                raise WorkflowError(f"{where}.digits: min_digits is above max_digits")
     elif "audio" not in lang or "text" not in lang:
-        raise WorkflowError(f"{where}: give `audio` (paths or table) and `text`, or `demo: {{}}` "
-                            "for the synthesised demo corpus")
+        raise WorkflowError(f"{where}: give `audio` (paths or table) and `text`, `demo: {{}}` "
+                            "for the synthesised demo corpus, or `digits: {{fsdd: folder}}`")
     elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
         raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
     elif "table" in lang["audio"] and not os.path.isfile(lang["audio"]["table"]):
@@ -76,7 +90,8 @@ def validate_language(name, lang):
     method = lang["splits"]["method"]
     if method == "lists" and "lists" not in lang["splits"]:
         raise WorkflowError(f"{where}.splits: method `lists` needs `lists: {{split: file}}`")
-    if method == "column" and ("names" not in lang["splits"] or "table" not in lang.get("audio", {})):
+    has_table = "table" in lang.get("audio", {}) or "digits" in lang
+    if method == "column" and ("names" not in lang["splits"] or not has_table):
         raise WorkflowError(f"{where}.splits: method `column` needs `names: [...]` and an "
                             "audio `table` with a split column")
 
@@ -96,8 +111,10 @@ def shell_literal(text):
 
 _uses_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _python_dir = os.path.dirname(sys.executable)
+# Descriptor 3 keeps the console Snakemake prints to, which a rule's `> {log} 2>&1` leaves
+# alone: long jobs write a status line there every minute (w2vu/logs.py, `console_status`).
 shell.prefix(
-    "set -euo pipefail; "
+    "set -euo pipefail; exec 3>&2; export W2VU_CONSOLE_FD=3; "
     f'export PYTHONPATH={shell_literal(REPO)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
     + ("" if _uses_conda else f'export PATH={shell_literal(_python_dir)}:"$PATH"; ')
 )
@@ -113,16 +130,25 @@ def split_names(lang):
 
 
 def audio_table(lang):
-    """The audio table of a language: the demo corpus's, the configured one, or None."""
-    if "demo" in language(lang):
-        return f"results/{lang}/corpus/audio.tsv"
+    """The audio table of a language: the built corpus's, the configured one, or None."""
+    folder = built_corpus_folder(lang)
+    if folder:
+        return f"{folder}/audio.tsv"
     return language(lang)["audio"].get("table")
+
+
+def built_corpus_folder(lang):
+    """Where the demo or digits corpus of a language is built, or None for user audio."""
+    for key, folder in CORPUS_BUILDERS.items():
+        if key in language(lang):
+            return f"results/{lang}/{folder}"
+    return None
 
 
 def has_references(lang):
     """True when reference transcripts exist, so that label files and scores are made."""
     lang_cfg = language(lang)
-    if "demo" in lang_cfg or "references" in lang_cfg:
+    if built_corpus_folder(lang) or "references" in lang_cfg:
         return True
     table = audio_table(lang)
     if not table:

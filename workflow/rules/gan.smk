@@ -15,6 +15,7 @@ rule gan_train:
         max_updates=config["gan"]["max_updates"],
         validate_every=config["gan"]["validate_every"],
         batch_size=config["gan"]["batch_size"],
+        model=gan_model_args(),
         device=config["gan"]["device"],
         bf16="--bf16" if config["gan"]["bf16"] else "",
     threads: 2
@@ -30,7 +31,7 @@ rule gan_train:
         "python -m w2vu gan-train {params.args} --text {input.text:q}"
         " --dictionary {input.dictionary:q} --lm {input.lm:q} --out-dir {params.out_dir:q}"
         " --max-updates {params.max_updates} --validate-every {params.validate_every}"
-        " --batch-size {params.batch_size} --device {params.device} {params.bf16}"
+        " --batch-size {params.batch_size} {params.model} --device {params.device} {params.bf16}"
         " --threads {threads} > {log:q} 2>&1"
 
 

@@ -66,6 +66,13 @@ def gan_args(wildcards, input):
     return shlex.join(args)
 
 
+def gan_model_args():
+    """`w2vu gan-train` flags of the discriminator size and learning rates that are set."""
+    keys = ("discriminator_dim", "lr_generator", "lr_discriminator")
+    return " ".join(f"--{k.replace('_', '-')} {config['gan'][k]}" for k in keys
+                    if config["gan"][k] is not None)
+
+
 def gan_targets(lang):
     """Every run of the sweep, for every configured variant."""
     return [f"results/{lang}/gan/w2vu{v}/{run}/best.pt"

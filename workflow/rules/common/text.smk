@@ -2,9 +2,10 @@
 
 
 def unpaired_text(wildcards):
-    """The unpaired text files of a language (the demo corpus's half, or the configured ones)."""
-    if "demo" in language(wildcards.lang):
-        return [f"results/{wildcards.lang}/corpus/text.txt"]
+    """The unpaired text files of a language (the built corpus's, or the configured ones)."""
+    folder = built_corpus_folder(wildcards.lang)
+    if folder:
+        return [f"{folder}/text.txt"]
     return language(wildcards.lang)["text"]
 
 

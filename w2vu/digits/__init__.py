@@ -1,0 +1,1 @@
+"""The digits language: real recordings (Free Spoken Digit Dataset) joined into digit strings."""
