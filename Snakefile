@@ -22,6 +22,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/selftrain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/model.smk"
 
 
 rule all:

@@ -13,13 +13,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from w2vu.cli import audio, decode, features, gan, report, selftrain, text
+from w2vu.cli import audio, decode, features, gan, model, report, selftrain, text
 from w2vu.cli import eval as evaluation
 from w2vu.errors import W2vuError
 from w2vu.logs import setup_logging
 
 log = logging.getLogger("w2vu")
-PHASES = (audio, text, features, gan, evaluation, decode, selftrain, report)
+PHASES = (audio, text, features, gan, evaluation, decode, selftrain, report, model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.command)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except W2vuError as e:
         log.error("%s: %s", args.command, e)
         return 2
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                   "there, then rerun (outputs are only ever renamed into place when complete)",
                   args.command, _os_error_cause(e, outputs), ", ".join(map(str, outputs)))
         return 2
-    return 0
+    return status or 0  # a handler may return 1 (e.g. transcribe: some files failed)
 
 
 def _os_error_cause(error: OSError, outputs: list[str]) -> str:

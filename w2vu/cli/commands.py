@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from w2vu.errors import W2vuError
 
-Handler = Callable[[argparse.Namespace], None]
+Handler = Callable[[argparse.Namespace], int | None]
 Arguments = Callable[[argparse.ArgumentParser], None]
 
 

@@ -75,16 +75,9 @@ def _hmm_decode_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("hmm-decode", _hmm_decode_arguments, "decode a split at the chosen LM weight")
 def cmd_hmm_decode(a: argparse.Namespace) -> None:
-    import shutil
-    import tempfile
+    from w2vu.selftrain.hmm.tune import decode_chosen_weight
 
-    from w2vu.selftrain.hmm.decode import decode_hmm
-    from w2vu.selftrain.hmm.tune import read_chosen_weight
-
-    weight = read_chosen_weight(a.tuning)
-    with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
-        decoded = decode_hmm(a.model, a.features, a.lm, [weight], tmp)
-        shutil.move(decoded[weight], a.out)
+    weight = decode_chosen_weight(a.model, a.tuning, a.features, a.lm, a.out)
     log.info("hmm-decode: %s at LM weight %g", a.out, weight)
 
 
@@ -192,11 +185,7 @@ def _ctc_transcribe_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("ctc-transcribe", _ctc_transcribe_arguments, "CTC transcripts of a split")
 def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
-    import tempfile
-
-    from w2vu.decode.wfst import decode_split
-    from w2vu.selftrain.ctc.rounds import LM_DECODE
-    from w2vu.selftrain.ctc.transcribe import transcribe_ctc
+    from w2vu.selftrain.ctc.rounds import transcribe_round
 
     if a.manifest is not None:
         from w2vu.selftrain.ctc.finetune import ManifestAudio
@@ -204,15 +193,8 @@ def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
         source = ManifestAudio(a.manifest)
     else:
         source = a.features
-    if a.graph_dir is None:
-        hyps = transcribe_ctc(a.model, source, a.dictionary, a.out, device=a.device,
-                              threads=a.threads)
-    else:  # the phone LM removes what the greedy output of a little data gets wrong
-        with tempfile.TemporaryDirectory(dir=a.out.parent) as tmp:
-            emissions = Path(tmp) / "emissions"
-            transcribe_ctc(a.model, source, a.dictionary, Path(tmp) / "greedy.txt",
-                           emissions_prefix=emissions, device=a.device, threads=a.threads)
-            hyps = decode_split(emissions, a.graph_dir, a.out, LM_DECODE, a.threads)
+    hyps = transcribe_round(a.model, source, a.dictionary, a.out, a.graph_dir, a.device,
+                            a.threads)
     log.info("ctc-transcribe: %d utterances to %s%s", len(hyps), a.out,
              "" if a.graph_dir is None else f" (LM-decoded over {a.graph_dir})")
 

@@ -175,7 +175,8 @@ def all_targets():
     """Every final output of every configured language."""
     return [t for lang in config["languages"]
             for t in audio_targets(lang) + text_targets(lang) + feature_targets(lang)
-            + gan_targets(lang) + gan_transcript_targets(lang) + report_targets(lang)]
+            + gan_targets(lang) + gan_transcript_targets(lang) + report_targets(lang)
+            + model_targets(lang)]
 
 
 def producible(path):
@@ -190,4 +191,4 @@ include: "common/features.smk"
 include: "common/gan.smk"
 include: "common/selftrain.smk"
 include: "common/report.smk"
-
+include: "common/model.smk"

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from w2vu.decode.wfst import DecodeOptions, decode_split
 from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
 from w2vu.io.atomic import write_text
+from w2vu.io.features import FrameSource
 from w2vu.io.lines import read_token_lines
 from w2vu.selftrain.ctc.fit import train_ctc
 from w2vu.selftrain.ctc.steps import CtcConfig
@@ -114,6 +116,23 @@ Relabel = Callable[[Path, Path], Path]
 LM_DECODE = DecodeOptions(acoustic_scale=0.9, beam=10.0, max_active=1000)
 """WFST settings for CTC emissions over a phone graph: measured on 6 minutes of espeak speech with
 labels at 32% PER, acoustic scales 0.8-1.0 give 22% PER (0.5: 41%, 1.5: 26%, greedy 32%)."""
+
+
+def transcribe_round(model: str | os.PathLike, source: FrameSource | str | os.PathLike,
+                     dictionary: str | os.PathLike, out_txt: str | os.PathLike,
+                     graph_dir: str | os.PathLike | None = None, device: str = "auto",
+                     threads: int | None = None) -> list[list[str]]:
+    """A round's transcripts of one split: greedy, or (with ``graph_dir``, a phone graph) its
+    emissions decoded with :data:`LM_DECODE`, which removes what the greedy output of a little
+    data gets wrong. Shared by ``ctc-transcribe`` and ``w2vu transcribe`` so both agree."""
+    if graph_dir is None:
+        return transcribe_ctc(model, source, dictionary, out_txt, device=device, threads=threads)
+    out = Path(out_txt)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        emissions = Path(tmp) / "emissions"
+        transcribe_ctc(model, source, dictionary, Path(tmp) / "greedy.txt",
+                       emissions_prefix=emissions, device=device, threads=threads)
+        return decode_split(emissions, graph_dir, out, LM_DECODE, threads or 1)
 
 
 def lm_relabel(graph_dir: str | os.PathLike, options: DecodeOptions | None = None,
