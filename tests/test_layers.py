@@ -1,8 +1,9 @@
 """The package's shape: every `w2vu` import (lazy ones inside functions included) goes to the same
-floor or one below, and no group of modules imports itself in a circle.
+floor or a lower one, and no group of modules imports itself in a circle.
 
-Floors, top to bottom: the command line; self-training; the steps that decode and judge (decoding,
-evaluation, report); the steps that learn (GAN, features, the demo corpus); the steps that read
+Floors, top to bottom: the command line; self-training and the finished model; the steps that
+decode and judge (decoding, evaluation, report); the steps that learn (GAN, features, the demo and
+digits corpora); the steps that read
 the inputs (audio, text); the shared kernels (io, the training kernel, error rates, the ARPA
 scorer, process pools, the Kaldi and espeak bindings); errors and logging. A module is placed by
 the longest prefix listed.
@@ -18,7 +19,7 @@ FLOORS = {
     "w2vu.__main__": 7,
     "w2vu.cli": 7,
     "w2vu.selftrain": 6,
-    "w2vu.model": 6,  # the finished recognizer: assembled from every step
+    "w2vu.model": 6,  # the finished recognizer, assembled from every step
     "w2vu.decode": 5,
     "w2vu.eval": 5,
     "w2vu.report": 5,
