@@ -291,6 +291,14 @@ def test_step_schedule_and_backward(version: int) -> None:
     assert set(g) == expected_g
     d = gan_losses(model, feats, mask, labels, 1, weights, km)
     assert set(d) == {"dense_d", "token_d", "grad_pen"}
+    # the discriminator sees the real text only in D steps (G steps have no use for it)
+    inputs: list[torch.Tensor] = []
+    hook = model.discriminator.register_forward_hook(lambda m, args, out: inputs.append(args[0]))
+    gan_losses(model, feats, mask, labels, 0, weights, km)
+    assert len(inputs) == 1 and inputs[0].requires_grad  # the generator's output, not text
+    gan_losses(model, feats, mask, labels, 1, weights, km)
+    assert len(inputs) == 4  # fake, real, gradient-penalty interpolates
+    hook.remove()
     loss = total_loss(d)
     loss.backward()
     params = list(model.discriminator.parameters())

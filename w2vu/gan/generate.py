@@ -104,7 +104,7 @@ def viterbi(frame_logits: torch.Tensor, sil_index: int) -> tuple[np.ndarray, lis
     return frames.numpy().astype(np.int64), phones, units
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_generator(model: Wav2vecU, features: Features, dictionary: PhoneDictionary,
                   device: torch.device, want_emissions: bool = False) -> Hypotheses:
     """Decode every utterance one at a time (the reference's batch size 1).

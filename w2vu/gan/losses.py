@@ -152,14 +152,16 @@ def gan_losses(
 
     D step: ``dense_d`` + ``token_d`` (+ ``grad_pen`` in training).
     G step: ``dense_g`` + ``code_pen`` + ``smoothness`` (+ ``mmi`` for 2.0 with targets).
-    Both discriminator passes run every step, as in the reference.
+    The reference also runs the discriminator on the real text in G steps and discards it; that
+    pass is skipped here (no loss, no gradient and, with the discriminator's dropout at 0 as in
+    both reference configs, no random draw depends on it, so the weights are the same).
     """
     gen = model.generate(features, padding_mask, rng)
-    token_x = one_hot_tokens(random_label, model.vocab_size, gen["probs"].dtype)
     d_fake = model.discriminator(gen["probs"], gen["padding_mask"])
-    d_real = model.discriminator(token_x, random_label == PAD_INDEX)
     b = features.size(0)
     if is_discriminator_step(update_num):
+        token_x = one_hot_tokens(random_label, model.vocab_size, gen["probs"].dtype)
+        d_real = model.discriminator(token_x, random_label == PAD_INDEX)
         return _discriminator_losses(model, d_fake, d_real, token_x, gen["probs"], weights, rng)
     losses = {"dense_g": bce_fake_as_real(d_fake)}
     if weights.code_penalty > 0:

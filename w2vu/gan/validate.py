@@ -33,10 +33,13 @@ def hypothesis_ids(logits: torch.Tensor, padding_mask: torch.Tensor, vocab_size:
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_ids(model: Wav2vecU, features: Features, device: torch.device,
                  batch_size: int, sil_index: int) -> list[list[int]]:
-    """Hypothesis ids for EVERY utterance in order; < 3-frame ones are still decoded."""
+    """Hypothesis ids for EVERY utterance in order; < 3-frame ones are still decoded.
+
+    Under inference mode (no autograd bookkeeping at all): nothing made here meets a gradient.
+    """
     model.eval()
     hyps: list[list[int]] = []
     for batch in eval_batches(features, batch_size):
