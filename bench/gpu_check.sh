@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check (issue 13.4) on a lent GPU machine: install the wheels carried in .whl/ (faiss-cpu,
-# npy-append-array, soundfile, cffi, pycparser; bench/README.md says how to fetch them), then run
+# npy-append-array, soundfile, cffi, pycparser; bench/README.md says how to fetch them) and use
+# .whl/lm.phones.filtered.txt for the known-answer run when it is there, then run
 # bench/gpu_check.py and keep its table and rows under $OUT (or here). Arguments go to the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 out="${OUT:-.}"
-"$py" bench/gpu_check.py --json "$out/gpu_check.json" "$@" 2>&1 | tee "$out/gpu_check.txt"
+text=()
+[ -f .whl/lm.phones.filtered.txt ] && text=(--phone-text .whl/lm.phones.filtered.txt)
+"$py" bench/gpu_check.py --json "$out/gpu_check.json" "${text[@]}" "$@" 2>&1 \
+  | tee "$out/gpu_check.txt"

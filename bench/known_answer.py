@@ -15,7 +15,10 @@ Phone text: ``--phone-text`` (any ``lm.phones.filtered.txt``), or by default the
 sentences through the library's own text steps (``w2vu demo-corpus --minutes 0`` for the unpaired
 half of the book, ``normalize``, ``lexicon``, ``phones``), about 2,500 sentences.
 
-Run: python bench/known_answer.py [--phones 12] [--frames-per-phone 1] [--noise 0.5]
+Defaults are the realistic case at the reference sizes: every phone kept, 1.5 frames per phone,
+batch 160, discriminator 384, 512-d, three seeds.
+
+Run: python bench/known_answer.py [--phones 8] [--frames-per-phone 1.5] [--noise 0.3]
        [--seeds 1 2 3] [--updates 3000 | --minutes 10] [--device cpu|cuda] [--svg curve.svg]
 """
 
@@ -199,10 +202,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--phone-text", type=Path, help="lm.phones.filtered.txt (default: the book)")
     p.add_argument("--min-phones", type=int, default=10, help="book text: phone count cut-off")
-    p.add_argument("--phones", type=int, default=12, help="fold into this many phone classes "
-                   "(0: keep all)")
-    p.add_argument("--frames-per-phone", type=float, default=1.0)
-    p.add_argument("--noise", type=float, default=0.5)
+    p.add_argument("--phones", type=int, default=0, help="fold into this many phone classes "
+                   "(default 0: keep all)")
+    p.add_argument("--fold", choices=("interleave", "blocks"), default="interleave")
+    p.add_argument("--frames-per-phone", type=float, default=1.5)
+    p.add_argument("--noise", type=float, default=0.3)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--audio-fraction", type=float, default=0.5)
     p.add_argument("--data-seed", type=int, default=0)
@@ -240,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         phone_text = args.phone_text or book_phone_text(work / "text", args.min_phones)
-        settings = KnownAnswerSettings(phones=args.phones, frames_per_phone=args.frames_per_phone,
+        settings = KnownAnswerSettings(phones=args.phones, fold=args.fold,
+                                       frames_per_phone=args.frames_per_phone,
                                        noise=args.noise, dim=args.dim,
                                        audio_fraction=args.audio_fraction,
                                        km_clusters=64 if args.variant == 2 else 0,

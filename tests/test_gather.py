@@ -54,7 +54,7 @@ def test_manifest_sorted_by_key_with_aligned_labels(tmp_path):
     assert all(p.parent.parent == f["root"].resolve() for p in manifest.paths())
     write_labels(tmp_path / "m" / "train.tsv", f["lists"], "train", str(tmp_path / "m" / "train"))
     assert (tmp_path / "m" / "train.wrd").read_text() == "ay\nbee\nsee\n"
-    assert (tmp_path / "m" / "train.phn").read_text() == "eɪ\nb iː\ns iː\n"
+    assert (tmp_path / "m" / "train.given.phn").read_text() == "eɪ\nb iː\ns iː\n"
     assert (tmp_path / "m" / "train.ltr").read_text() == "a y |\nb e e |\ns e e |\n"
 
 
@@ -66,9 +66,11 @@ def test_summary_counts_add_up(tmp_path):
                        out_rejects=tmp_path / "rejects.tsv", out_summary=tmp_path / "summary.tsv")
     lines = (tmp_path / "rejects.tsv").read_text().splitlines()
     assert len(lines) == 3  # header + inventory reject + convert reject
-    header, row = (tmp_path / "summary.tsv").read_text().splitlines()
-    values = dict(zip(header.split("\t"), row.split("\t")))
-    assert (values["listed"], values["kept"], values["rejected"]) == ("4", "3", "1")
+    header, *rows = (tmp_path / "summary.tsv").read_text().splitlines()
+    values = {row.split("\t")[0]: dict(zip(header.split("\t"), row.split("\t"))) for row in rows}
+    assert [(v["found"], v["kept"], v["rejected"]) for v in values.values()] == \
+        [("4", "3", "1"), ("1", "0", "1")]
+    assert list(values) == ["train", "(no split)"]  # found 5 = kept 3 + rejected 2, in the file
 
 
 def test_no_usable_audio_is_a_clear_error(tmp_path):

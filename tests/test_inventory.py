@@ -65,6 +65,15 @@ def test_folder_scan_keys_and_odd_names(tmp_path):
     assert sum(counts.values()) == 4 and rejects == []
 
 
+def test_a_file_name_that_is_not_utf8_is_rejected_and_the_others_go_on(tmp_path):
+    make_files(tmp_path / "corpus", ["good.wav", "also good.flac"])
+    sf.write(bytes(tmp_path / "corpus") + b"/caf\xe9.flac", np.zeros(800, np.float32), 16000)
+    counts, entries, rejects = inventory(tmp_path, patterns=[str(tmp_path / "corpus")])
+    assert sorted(e.key for e in entries) == ["also good", "good"]
+    assert [(r.path.endswith("caf\\xe9.flac"), r.stage) for r in rejects] == [(True, "inventory")]
+    assert "not valid UTF-8" in rejects[0].reason
+
+
 def test_adding_a_file_changes_only_its_shard(tmp_path):
     make_files(tmp_path / "c", [f"u{i}.wav" for i in range(30)])
     inventory(tmp_path, patterns=[str(tmp_path / "c")])

@@ -1,7 +1,8 @@
 """Stages `manifest` and `audio-summary`: gather the shards of a language.
 
 `manifest` writes one fairseq manifest per split (rows sorted by key, so the order does not depend
-on the number of shards) with `.wrd`, `.ltr` and `.phn` label files in the same line order.
+on the number of shards); `labels` writes `.wrd`, `.ltr` and `.given.phn` label files in the same
+line order.
 `audio-summary` gathers every rejects table into one, checks that kept + rejected = found, and
 stops with a clear error when a language has no usable audio at all.
 """
@@ -19,11 +20,11 @@ from w2vu.audio.inventory import read_shard_list
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import write_text
 from w2vu.io.manifest import read_manifest, write_manifest
-from w2vu.io.rejects import Reject, read_rejects, write_rejects
+from w2vu.io.rejects import NO_SPLIT, Reject, read_rejects, write_rejects
 from w2vu.io.tables import write_table
 
 log = logging.getLogger(__name__)
-LABEL_SUFFIXES = ("wrd", "ltr", "phn")
+LABEL_SUFFIXES = ("wrd", "ltr", "given.phn")
 
 
 def words_to_letters(words: str) -> str:
@@ -53,14 +54,15 @@ def gather_split(trimmed_manifests: Sequence[str], split_root: str | os.PathLike
 
 def write_labels(manifest: str | os.PathLike, shard_lists: Sequence[str], split: str,
                  out_prefix: str) -> None:
-    """Write `.wrd`, `.ltr` and `.phn` in the manifest's line order (empty line: no reference)."""
+    """Write `.wrd`, `.ltr` and `.given.phn` (the references' own phones, which the text stage
+    checks or replaces when it writes `.phn`) in the manifest's line order (empty line: none)."""
     by_key = {e.key: e for lst in shard_lists for e in read_shard_list(lst, split)}
     keys = [os.path.splitext(rel.split("/", 1)[1])[0] for rel, _ in read_manifest(manifest).rows]
     entries = [by_key[k] for k in keys]
     lines = {
         "wrd": [" ".join(e.transcript.split()) for e in entries],
         "ltr": [words_to_letters(e.transcript) for e in entries],
-        "phn": [" ".join(e.phones.split()) for e in entries],
+        "given.phn": [" ".join(e.phones.split()) for e in entries],
     }
     for suffix in LABEL_SUFFIXES:
         write_text(f"{out_prefix}.{suffix}", "".join(line + "\n" for line in lines[suffix]))
@@ -82,10 +84,10 @@ def summarize_language(*, inventory_rejects: str, shard_lists: Sequence[str],
         return Path(path).parent.name
 
     splits: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(
-        ("listed", "kept", "rejected", "seconds_in", "seconds_kept"), 0))
+        ("found", "kept", "rejected", "seconds_in", "seconds_kept"), 0))
     for lst in shard_lists:
         for entry in read_shard_list(lst):
-            splits[entry.split]["listed"] += 1
+            splits[entry.split]["found"] += 1
     for man in converted:
         splits[split_of(man)]["seconds_in"] += sum(n for _, n in read_manifest(man).rows)
     for man in trimmed:
@@ -97,17 +99,19 @@ def summarize_language(*, inventory_rejects: str, shard_lists: Sequence[str],
     for row in splits.values():
         row["seconds_in"] /= SAMPLE_RATE
         row["seconds_kept"] /= SAMPLE_RATE
-    write_table(out_summary, ("split", "listed", "kept", "rejected", "seconds_in",
+    inventory_rejected = len(read_rejects(inventory_rejects))
+    if inventory_rejected:
+        splits[NO_SPLIT].update(found=inventory_rejected, rejected=inventory_rejected)
+    write_table(out_summary, ("split", "found", "kept", "rejected", "seconds_in",
                               "seconds_kept"),
                 ({"split": s, **{k: round(v, 3) for k, v in r.items()}}
                  for s, r in splits.items()))
 
-    inventory_rejected = len(read_rejects(inventory_rejects))
-    found = sum(r["listed"] for r in splits.values()) + inventory_rejected
+    found = sum(r["found"] for r in splits.values())
     kept = sum(r["kept"] for r in splits.values())
     for split, r in splits.items():
-        if r["listed"] != r["kept"] + r["rejected"]:
-            raise RuntimeError(f"split {split}: {r['listed']} listed != {r['kept']} kept + "
+        if r["found"] != r["kept"] + r["rejected"]:
+            raise RuntimeError(f"split {split}: {r['found']} found != {r['kept']} kept + "
                                f"{r['rejected']} rejected; rerun the audio stages")
     by_stage: dict[str, int] = {}
     for r in rejects:

@@ -118,13 +118,31 @@ def key_for(path: str, common: str) -> str:
     return os.path.splitext(os.path.relpath(path, common))[0]
 
 
+def is_utf8(path: str) -> bool:
+    """False for a name the file system gave as undecodable bytes (Python's surrogate escapes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """A path that is not UTF-8 with its odd bytes written as `\\xe9`, for the rejects table."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def assign_keys(entries: list[Entry]) -> tuple[list[Entry], list[Reject]]:
     """Give every entry its key; duplicates, missing files and unwritable names become rejects."""
     rejects: list[Reject] = []
     present: list[Entry] = []
     seen_paths: set[str] = set()
     for e in entries:
-        if any(c in e.path for c in "\t\n\r"):
+        if not is_utf8(e.path):
+            rejects.append(Reject(printable_path(e.path), STAGE,
+                                  "file name is not valid UTF-8, which the manifests and label "
+                                  "files are written in; rename the file"))
+        elif any(c in e.path for c in "\t\n\r"):
             rejects.append(Reject(e.path.replace("\t", " ").replace("\n", " "), STAGE,
                                   "path contains a tab or line break, which a manifest cannot "
                                   "hold; rename the file"))

@@ -167,10 +167,10 @@ def _labels_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--shard-lists", nargs="+", required=True, help="inventory shard lists")
     p.add_argument("--split", required=True)
-    p.add_argument("--out-prefix", required=True, help="written as PREFIX.wrd, .ltr, .phn")
+    p.add_argument("--out-prefix", required=True, help="written as PREFIX.wrd, .ltr, .given.phn")
 
 
-@COMMANDS("labels", _labels_arguments, "write .wrd/.ltr/.phn references aligned with a manifest")
+@COMMANDS("labels", _labels_arguments, "write .wrd/.ltr/.given.phn aligned with a manifest")
 def cmd_labels(a: argparse.Namespace) -> None:
     from w2vu.audio.gather import write_labels
 

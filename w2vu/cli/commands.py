@@ -39,6 +39,23 @@ def threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
 
 
+def note_failure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--note-failure", action="store_true",
+                   help="a failure becomes a note in the outputs (scores.tsv reports it)")
+
+
+def bracketing(a: argparse.Namespace, stage: str, outputs: list, inputs: list,
+               run: Callable[[], object]) -> None:
+    """Run a probe or baseline step; with --note-failure, a failure (its own or an input's)
+    is written into its outputs as a note that scores.tsv reports, and the run goes on."""
+    if not a.note_failure:
+        run()
+        return
+    from w2vu.io.failed import run_or_note
+
+    run_or_note(stage, outputs, inputs, run)
+
+
 def workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 

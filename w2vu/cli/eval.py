@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, threads
+from w2vu.cli.commands import Commands, bracketing, note_failure, threads
 
 log = logging.getLogger("w2vu")
 COMMANDS = Commands()
@@ -16,6 +16,7 @@ def _baseline_frequent_phone_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
     p.add_argument("--references", required=True, type=Path, help="the split's .phn")
     p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
 
 
 @COMMANDS("baseline-frequent-phone", _baseline_frequent_phone_arguments,
@@ -23,8 +24,11 @@ def _baseline_frequent_phone_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
     from w2vu.eval.score import most_frequent_phone_baseline
 
-    score = most_frequent_phone_baseline(a.text, a.references, a.out)
-    log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+    def run() -> None:
+        score = most_frequent_phone_baseline(a.text, a.references, a.out)
+        log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+
+    bracketing(a, "baseline-frequent-phone", [a.out], [], run)
 
 
 def _probe_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +41,7 @@ def _probe_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--seed", type=int, default=1)
     threads(p)
+    note_failure(p)
 
 
 @COMMANDS("probe-train", _probe_train_arguments,
@@ -47,8 +52,9 @@ def cmd_probe_train(a: argparse.Namespace) -> None:
     from w2vu.eval.probe import train_probe
 
     torch.set_num_threads(a.threads)
-    train_probe(a.features, a.phn, a.dictionary, a.steps, a.batch_size, a.lr, a.seed,
-                out_path=a.out)
+    bracketing(a, "probe-train", [a.out], [],
+               lambda: train_probe(a.features, a.phn, a.dictionary, a.steps, a.batch_size,
+                                   a.lr, a.seed, out_path=a.out))
 
 
 def _probe_decode_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,14 +63,18 @@ def _probe_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phn", required=True, type=Path, help="the split's .phn (line count, PER)")
     p.add_argument("--dictionary", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
 
 
 @COMMANDS("probe-decode", _probe_decode_arguments, "greedy transcripts of a split by the probe")
 def cmd_probe_decode(a: argparse.Namespace) -> None:
     from w2vu.eval.probe import load_probe, probe_per
 
-    score = probe_per(load_probe(a.probe), a.features, a.phn, a.dictionary, a.out)
-    log.info("probe: PER %.4f on %s (%d utterances)", score.rate, a.phn, score.utterances)
+    def run() -> None:
+        score = probe_per(load_probe(a.probe), a.features, a.phn, a.dictionary, a.out)
+        log.info("probe: PER %.4f on %s (%d utterances)", score.rate, a.phn, score.utterances)
+
+    bracketing(a, "probe-decode", [a.out], [a.probe], run)
 
 
 def _score_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,10 +86,16 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("score", _score_arguments, "PER/WER of every stage and split into scores.tsv")
 def cmd_score(a: argparse.Namespace) -> None:
-    from w2vu.eval.score import score_files, score_row, write_scores
+    from w2vu.eval.score import failed_row, score_files, score_row, write_scores
+    from w2vu.io.failed import failure_reason
 
     rows = []
     for stage, split, metric, hyp, ref in a.row:
+        reason = failure_reason(hyp)
+        if reason is not None:
+            log.warning("%s %s %s: failed (%s)", stage, split, metric.upper(), reason)
+            rows.append(failed_row(stage, split, metric, reason))
+            continue
         score = score_files(hyp, ref, metric)
         log.info("%s %s %s: %.4f (%d errors / %d tokens, %d empty references skipped)", stage,
                  split, metric.upper(), score.rate, score.errors, score.ref_len, score.skipped)

@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, key_values, threads
+from w2vu.cli.commands import Commands, bracketing, key_values, note_failure, threads
 from w2vu.errors import W2vuError
 
 log = logging.getLogger("w2vu")
@@ -108,6 +108,7 @@ def _gan_generate_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write frame log-probs ({split}.emissions.npy) for WFST decoding")
     p.add_argument("--device", default="auto")
     threads(p)
+    note_failure(p)
 
 
 @COMMANDS("gan-generate", _gan_generate_arguments,
@@ -125,15 +126,22 @@ def cmd_gan_generate(a: argparse.Namespace) -> None:
         selected = json.loads(a.selection.read_text(encoding="utf-8"))["selected"]
         checkpoint = Path(selected["run_dir"]) / "best.pt"
         log.info("gan-generate: selected run %s", selected["run_dir"])
-    variant = int(load_checkpoint(checkpoint)["variant"])
-    features = _variant_features(a.features)
-    if variant not in features:
-        raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no features "
-                        f"were given for it (--features {variant}=PREFIX)")
-    hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
-                    decode_stride=a.decode_stride, write_emissions=a.emissions, device=a.device)
-    log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
-             checkpoint)
+
+    def run() -> None:
+        variant = int(load_checkpoint(checkpoint)["variant"])
+        features = _variant_features(a.features)
+        if variant not in features:
+            raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no "
+                            f"features were given for it (--features {variant}=PREFIX)")
+        hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
+                        decode_stride=a.decode_stride, write_emissions=a.emissions,
+                        device=a.device)
+        log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
+                 checkpoint)
+
+    # The random-generator baseline: its checkpoint may be a failure note (--note-failure).
+    outputs = [a.out_dir / f"{a.split}.txt", a.out_dir / f"{a.split}_units.txt"]
+    bracketing(a, "gan-generate", outputs, [checkpoint], run)
 
 
 def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
@@ -142,6 +150,7 @@ def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", type=int, choices=(1, 2), default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
 
 
 @COMMANDS("baseline-random-checkpoint", _baseline_random_checkpoint_arguments,
@@ -149,7 +158,8 @@ def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
     from w2vu.gan.baseline import random_checkpoint
 
-    random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed)
+    bracketing(a, "baseline-random-checkpoint", [a.out], [],
+               lambda: random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed))
 
 
 def _known_answer_arguments(p: argparse.ArgumentParser) -> None:
@@ -158,6 +168,9 @@ def _known_answer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--phones", type=int, default=0,
                    help="fold the inventory into this many phone classes (default 0: keep all)")
+    p.add_argument("--fold", choices=("interleave", "blocks"), default="interleave",
+                   help="interleave: classes of similar frequency (default); blocks: runs of "
+                   "frequency ranks, very unequal classes (easiest)")
     p.add_argument("--frames-per-phone", type=float, default=1.5,
                    help="mean frames per phone (default 1.5: pooled wav2vec-U segments)")
     p.add_argument("--noise", type=float, default=0.5, help="per-frame noise std (default 0.5)")
@@ -177,8 +190,9 @@ def cmd_known_answer(a: argparse.Namespace) -> None:
     from w2vu.gan.known_answer import KnownAnswerSettings, build_known_answer
 
     summary = build_known_answer(a.phone_text, a.out_dir, KnownAnswerSettings(
-        phones=a.phones, frames_per_phone=a.frames_per_phone, noise=a.noise, dim=a.dim,
-        audio_fraction=a.audio_fraction, km_clusters=a.km_clusters, blind=a.blind, seed=a.seed))
+        phones=a.phones, fold=a.fold, frames_per_phone=a.frames_per_phone, noise=a.noise,
+        dim=a.dim, audio_fraction=a.audio_fraction, km_clusters=a.km_clusters, blind=a.blind,
+        seed=a.seed))
     log.info("known-answer: %d phones (+<SIL>), %d spoken sentences (%d frames), %d text "
              "sentences in %s", summary["phones"], summary["spoken_sentences"],
              summary["frames"], summary["text_sentences"], a.out_dir)

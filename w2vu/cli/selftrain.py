@@ -75,9 +75,10 @@ def _hmm_decode_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("hmm-decode", _hmm_decode_arguments, "decode a split at the chosen LM weight")
 def cmd_hmm_decode(a: argparse.Namespace) -> None:
+    from w2vu.selftrain.hmm.decode import HmmDecoder
     from w2vu.selftrain.hmm.tune import decode_chosen_weight
 
-    weight = decode_chosen_weight(a.model, a.tuning, a.features, a.lm, a.out)
+    weight = decode_chosen_weight(HmmDecoder(a.model, a.lm), a.tuning, a.features, a.out)
     log.info("hmm-decode: %s at LM weight %g", a.out, weight)
 
 

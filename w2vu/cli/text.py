@@ -69,6 +69,31 @@ def cmd_phones(a: argparse.Namespace) -> None:
                      PhoneSettings(a.min_phones, a.count_by, a.sil_prob, a.seed))
 
 
+def _reference_phones_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--words", required=True, type=Path, help="the split's .wrd")
+    p.add_argument("--given", required=True, type=Path, help="the split's .given.phn")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--lexicon", required=True, type=Path, help="the unfiltered lexicon.lst")
+    p.add_argument("--out", required=True, type=Path, help="the split's .phn")
+    p.add_argument("--language", required=True, help="espeak-ng language code")
+    p.add_argument("--user-lexicon", help="word<TAB>phones file")
+    p.add_argument("--mode", choices=("extend", "replace"), default="extend")
+    p.add_argument("--casefold", action="store_true")
+    p.add_argument("--cache-dir", type=Path, help="the lexicon step's pronunciation cache")
+
+
+@COMMANDS("reference-phones", _reference_phones_arguments,
+          "a split's phone references: given phones checked, else words phonemised")
+def cmd_reference_phones(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import LexiconSettings
+    from w2vu.text.references import write_reference_phones
+
+    write_reference_phones(a.words, a.given, a.dictionary, a.lexicon, a.out,
+                           LexiconSettings(a.language, user_lexicon=a.user_lexicon,
+                                           user_lexicon_mode=a.mode),
+                           casefold=a.casefold, cache_dir=a.cache_dir)
+
+
 def _lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", required=True, type=Path, help="one sentence per line")
     p.add_argument("--order", required=True, type=int)

@@ -58,8 +58,12 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
     usable = np.array([i for i, t in enumerate(targets)
                        if len(t) and features.lengths[i] >= ctc_steps(t)], dtype=np.int64)
     if not len(usable):
-        raise W2vuError(f"{phn}: no utterance has both phones and enough frames for CTC; "
-                        "check that it matches the features of the train split")
+        empty = sum(1 for t in targets if not len(t))
+        raise W2vuError(f"{phn}: no utterance has both phones and enough frames for CTC: "
+                        f"{empty} of {len(targets)} have no phones in {dictionary}, the other "
+                        f"{len(targets) - empty} have fewer frames in {features_prefix} than "
+                        "their phones need (mean-pooled wav2vec-U features get longer with "
+                        "more features.clusters)")
     gen = torch.Generator().manual_seed(seed)
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):

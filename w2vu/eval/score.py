@@ -20,7 +20,7 @@ from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.lines import read_token_lines
 
-SCORE_COLUMNS = ("stage", "split", "metric", "errors", "reference_tokens", "rate")
+SCORE_COLUMNS = ("stage", "split", "metric", "errors", "reference_tokens", "rate", "note")
 PHONE_DROP = frozenset((*SPECIALS, SIL))
 
 
@@ -44,7 +44,13 @@ def score_files(hyp_path: str | os.PathLike, ref_path: str | os.PathLike,
 def score_row(stage: str, split: str, metric: str, score: Score) -> dict[str, str]:
     """One ``scores.tsv`` row."""
     return {"stage": stage, "split": split, "metric": metric, "errors": str(int(score.errors)),
-            "reference_tokens": str(int(score.ref_len)), "rate": f"{score.rate:.6g}"}
+            "reference_tokens": str(int(score.ref_len)), "rate": f"{score.rate:.6g}", "note": ""}
+
+
+def failed_row(stage: str, split: str, metric: str, reason: str) -> dict[str, str]:
+    """The ``scores.tsv`` row of a stage that could not run: rate ``failed`` and the reason."""
+    return {"stage": stage, "split": split, "metric": metric, "errors": "",
+            "reference_tokens": "", "rate": "failed", "note": reason}
 
 
 def write_scores(scores_tsv: str | os.PathLike, rows: Sequence[dict[str, str]]) -> None:

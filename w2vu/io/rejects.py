@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from w2vu.io.tables import read_table, write_table
 
 REJECT_COLUMNS = ("path", "stage", "reason")
+# The `audio/summary.tsv` row of the files the inventory rejected before they had a split.
+NO_SPLIT = "(no split)"
 
 
 @dataclass(frozen=True)

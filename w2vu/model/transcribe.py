@@ -109,6 +109,7 @@ class Transcriber:
         self.model = model
         self.options = options
         self.backbone, self.raw_backbone = _backbones(model, options.device)
+        self._hmm = None  # the HMM with its HCLG, built at the first batch and kept
 
     def run(self, paths: Sequence[str], work: Path) -> list[Transcript]:
         """Transcribe `paths` in the scratch folder `work`; one result per path, in order."""
@@ -206,11 +207,13 @@ class Transcriber:
         on_pca = recipe["selftrain"]["hmm_features"] == "pca"
         out = work / "phones.txt"
         if model.system == "hmm":
+            from w2vu.selftrain.hmm.decode import HmmDecoder
             from w2vu.selftrain.hmm.tune import decode_chosen_weight
 
+            if self._hmm is None:
+                self._hmm = HmmDecoder(model.path(layout.HMM), model.path(layout.PHONE_LM))
             features = self._pca(work) if on_pca else work / "layer"
-            decode_chosen_weight(model.path(layout.HMM), model.path(layout.HMM_TUNING), features,
-                                 model.path(layout.PHONE_LM), out)
+            decode_chosen_weight(self._hmm, model.path(layout.HMM_TUNING), features, out)
         else:
             from w2vu.selftrain.ctc.rounds import transcribe_round
 
@@ -228,8 +231,9 @@ class Transcriber:
 
 def transcribe(model: ModelFolder, inputs: Sequence[str], options: Options,
                progress: object | None = None) -> Iterator[Transcript]:
-    """Yield one `Transcript` per input file, in input order, batch by batch. `progress` (a tqdm
-    bar) is advanced by the number of files of each finished batch."""
+    """Yield one `Transcript` per input file, batch by batch: first a row for each name that does
+    not exist, then the files in input order. `progress` (a tqdm bar) is advanced by the number
+    of files of each finished batch."""
     paths, missing = list_inputs(inputs, model.recipe["audio"]["extensions"])
     yield from missing
     if progress is not None:

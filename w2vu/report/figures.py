@@ -31,6 +31,7 @@ from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.features import iter_unit_lines
 from w2vu.io.manifest import read_manifest, read_vads
+from w2vu.io.rejects import NO_SPLIT
 from w2vu.io.tables import read_table
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ def speech_ratio(summary: str | os.PathLike, out: str | os.PathLike,
                  manifests: Sequence[str | os.PathLike] = ()) -> Path:
     """Audio in and speech kept per split (from `summary.tsv`), and, given the `.vads` files
     and converted manifests, the distribution of the speech fraction per utterance."""
-    rows = read_table(summary, required=("split", "seconds_in", "seconds_kept"))
+    rows = [row for row in read_table(summary, required=("split", "seconds_in", "seconds_kept"))
+            if row["split"] != NO_SPLIT]
     if not rows:
         raise W2vuError(f"{summary}: no splits; rerun the audio stages")
     splits = [r["split"] for r in rows]
@@ -326,10 +328,18 @@ def gan_training(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLik
     return _save(fig, out, layout=False)
 
 
+def is_rate(text: str) -> bool:
+    """A finite number (not empty, `nan` or `failed`)."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def error_rates(scores: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Error rate (%) per stage, one bar per split, one panel per metric (PER, WER...)."""
     rows = read_table(scores, required=SCORE_COLUMNS)
-    rows = [r for r in rows if r["rate"] and math.isfinite(float(r["rate"]))]
+    rows = [r for r in rows if is_rate(r["rate"])]  # no bar for a failed stage (rate `failed`)
     if not rows:
         raise W2vuError(f"{scores}: no scores; run the scoring steps first")
     metrics = list(dict.fromkeys(r["metric"] for r in rows))

@@ -113,6 +113,28 @@ def cache_file(cache_dir: str | os.PathLike, language: str) -> Path:
     return Path(cache_dir) / f"phonemes.{language}.espeak-{version}.words.tsv"
 
 
+def pronunciations(words: list[str], settings: LexiconSettings, cache: Path | None,
+                   stats: dict[str, int] | None = None) -> dict[str, str]:
+    """Each word's phones ('' when none): the user lexicon's entry, else espeak's (cached),
+    with the phones of a token espeak reads as several words joined.
+
+    One function, so that reference transcripts are phonemised exactly as the unpaired text.
+    """
+    user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
+    if user and settings.user_lexicon_mode == "replace":
+        return {w: user.get(w, "") for w in words}
+    espeak = cached_phonemes([w for w in words if w not in user], settings.language, cache)
+    several = sorted(w for w, p in espeak.items() if WORD_BREAK in p.split())
+    if stats is not None:
+        stats["read by espeak as several words (phones joined)"] = len(several)
+    if several:
+        log.info("lexicon: espeak reads %d tokens as several words (digits, some hyphenated "
+                 "words); their phones are joined, e.g. %s", len(several),
+                 "; ".join(f"{w}: {espeak[w]}" for w in several[:5]))
+    return {**{w: join_words(p) for w, p in espeak.items()},
+            **{w: user[w] for w in words if w in user}}
+
+
 def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
                   out_lexicon: str | os.PathLike, settings: LexiconSettings,
                   cache_dir: str | os.PathLike | None = None) -> dict[str, int]:
@@ -129,19 +151,7 @@ def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
         log.warning("lexicon: %d frequent tokens are longer than %d characters and are dropped "
                     "(text without spaces between words?), e.g. %s...", len(too_long),
                     MAX_WORD_CHARS, too_long[0][:60])
-    user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
-    if user and settings.user_lexicon_mode == "replace":
-        pronounced = {w: user.get(w, "") for w in words}
-    else:
-        espeak = cached_phonemes([w for w in words if w not in user], settings.language, cache)
-        several = sorted(w for w, p in espeak.items() if WORD_BREAK in p.split())
-        stats["read by espeak as several words (phones joined)"] = len(several)
-        if several:
-            log.info("lexicon: espeak reads %d tokens as several words (digits, some hyphenated "
-                     "words); their phones are joined, e.g. %s", len(several),
-                     "; ".join(f"{w}: {espeak[w]}" for w in several[:5]))
-        pronounced = {**{w: join_words(p) for w, p in espeak.items()},
-                      **{w: user[w] for w in words if w in user}}
+    pronounced = pronunciations(words, settings, cache, stats)
     lexicon = {w: p for w, p in pronounced.items() if p}
     dropped = sorted(w for w, p in pronounced.items() if not p)
     stats["without pronunciation (dropped)"] = len(dropped)

@@ -38,7 +38,7 @@ def check_language(language: str) -> None:
     by_name = [code for code, name in known.items() if language.lower() in name.lower()]
     hints = ", ".join(dict.fromkeys(close + by_name)) or "none"
     raise W2vuError(f"espeak-ng does not support language {language!r}; close matches: {hints} "
-                    f"(all {len(known)}: `python -m phonemizer --list-languages`)")
+                    f"(all {len(known)}: {' '.join(sorted(known))})")
 
 
 def espeak_words(words: Sequence[str], language: str) -> dict[str, str]:

@@ -178,7 +178,7 @@ rule labels:
         manifest="results/{lang}/manifest/{split}.tsv",
         lists=lambda w: expand("results/{lang}/audio/inventory/{shard}.tsv", lang=w.lang, shard=SHARDS),
     output:
-        multiext("results/{lang}/manifest/{split}", ".wrd", ".ltr", ".phn"),
+        multiext("results/{lang}/manifest/{split}", ".wrd", ".ltr", ".given.phn"),
     params:
         prefix=subpath(input.manifest, strip_suffix=".tsv"),
     log:

@@ -6,13 +6,9 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
-from snakemake.utils import validate
 
 REPO = os.path.dirname(workflow.basedir) if os.path.basename(workflow.basedir) == "workflow" else workflow.basedir
 sys.path.insert(0, REPO)  # validation uses w2vu's own checks, from this checkout
-
-from w2vu.errors import W2vuError
-from w2vu.text.encoding import check_utf8
 
 
 # Cheap bookkeeping steps run on the submitting node under a cluster executor.
@@ -44,61 +40,9 @@ def split_names_of(lang_cfg):
 CORPUS_BUILDERS = {"demo": "corpus", "digits": "digits"}
 
 
-def validate_language(name, lang):
-    """Validate one language (filling defaults) and check what the schema cannot express."""
-    where = f"config: languages.{name}"
-    try:
-        validate(lang, schema="../schemas/language.schema.yaml")
-    except WorkflowError as e:
-        raise WorkflowError(f"{where}: {e}") from None
-    built = [k for k in CORPUS_BUILDERS if k in lang]
-    if len(built) > 1:
-        raise WorkflowError(f"{where}: give one of `demo` and `digits`, not both")
-    if built:
-        if "audio" in lang or "text" in lang:
-            raise WorkflowError(f"{where}: `{built[0]}` builds the audio and text; remove "
-                                f"`audio` and `text`, or remove `{built[0]}`")
-        if built[0] == "digits":
-            fsdd_table = os.path.join(lang["digits"]["fsdd"], "transcripts.tsv")
-            if not os.path.isfile(fsdd_table):
-                raise WorkflowError(f"{where}.digits.fsdd: {fsdd_table} not found (the Free "
-                                    "Spoken Digit Dataset folder, e.g. ../shared/data/fsdd)")
-            if lang["digits"]["min_digits"] > lang["digits"]["max_digits"]:
-                raise WorkflowError(f"{where}.digits: min_digits is above max_digits")
-    elif "audio" not in lang or "text" not in lang:
-        raise WorkflowError(f"{where}: give `audio` (paths or table) and `text`, `demo: {{}}` "
-                            "for the synthesised demo corpus, or `digits: {{fsdd: folder}}`")
-    elif ("paths" in lang["audio"]) == ("table" in lang["audio"]):
-        raise WorkflowError(f"{where}.audio: give exactly one of `paths` and `table`")
-    elif "table" in lang["audio"] and not os.path.isfile(lang["audio"]["table"]):
-        raise WorkflowError(f"{where}.audio.table: {lang['audio']['table']} not found")
-    if "lid_label" in lang and "lid_model" not in config.get("text", {}):
-        raise WorkflowError(f"{where}.lid_label: set text.lid_model too, or remove lid_label")
-    for key in ("text", "references", "lexicon"):
-        for path in [lang[key]] if isinstance(lang.get(key), str) else lang.get(key, []):
-            if not os.path.isfile(path):
-                raise WorkflowError(f"{where}.{key}: {path} not found")
-    for path in lang.get("text", []):
-        try:
-            check_utf8(path)
-        except W2vuError as e:
-            raise WorkflowError(f"{where}.text: {e}") from None
-    if config.get("features", {}).get("train_split", "train") not in split_names_of(lang):
-        raise WorkflowError(f"{where}.splits: no split named "
-                            f"{config.get('features', {}).get('train_split', 'train')!r}, which "
-                            "k-means and PCA learn from; add it or set features.train_split")
-    method = lang["splits"]["method"]
-    if method == "lists" and "lists" not in lang["splits"]:
-        raise WorkflowError(f"{where}.splits: method `lists` needs `lists: {{split: file}}`")
-    has_table = "table" in lang.get("audio", {}) or "digits" in lang
-    if method == "column" and ("names" not in lang["splits"] or not has_table):
-        raise WorkflowError(f"{where}.splits: method `column` needs `names: [...]` and an "
-                            "audio `table` with a split column")
+include: "validation.smk"
 
 
-validate(config, schema="../schemas/config.schema.yaml")
-for _name, _lang in config["languages"].items():
-    validate_language(_name, _lang)
 SHARDS = [f"{i:03d}" for i in range(config["audio"]["shards"])]
 
 # Rules run `python -m w2vu`. The repository goes on PYTHONPATH, so that conda envs (which hold

@@ -74,6 +74,33 @@ rule phones:
         " > {log:q} 2>&1"
 
 
+# The phone references every PER is scored against: the references' phones, checked against the
+# inventory, or their words phonemised like the unpaired text.
+rule reference_phones:
+    input:
+        words="results/{lang}/manifest/{split}.wrd",
+        given="results/{lang}/manifest/{split}.given.phn",
+        dictionary="results/{lang}/text/phones/dict.phn.txt",
+        lexicon="results/{lang}/text/lexicon.lst",
+        user_lexicon=user_lexicon_input,
+    output:
+        "results/{lang}/manifest/{split}.phn",
+    params:
+        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+        user_lexicon=user_lexicon_args,
+        casefold="--casefold" if config["text"]["casefold"] else "",
+        cache_dir="results/{lang}/text/cache",
+    log:
+        "logs/{lang}/reference_phones/{split}.log",
+    conda:
+        "../../envs/text.yaml"
+    shell:
+        "python -m w2vu reference-phones --words {input.words:q} --given {input.given:q}"
+        " --dictionary {input.dictionary:q} --lexicon {input.lexicon:q} --out {output:q}"
+        " --language {params.espeak:q} {params.user_lexicon} {params.casefold}"
+        " --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
+
+
 rule phone_lm:
     input:
         text="results/{lang}/text/phones/lm.phones.filtered.txt",

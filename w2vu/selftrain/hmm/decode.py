@@ -52,6 +52,63 @@ def lm_weight_name(weight: float) -> str:
     return f"lmwt{weight:g}"
 
 
+class HmmDecoder:
+    """An HMM with its HCLG built from the phone LM, once: the build takes tens of seconds for a
+    phone 6-gram, so whoever decodes several feature sets (`w2vu transcribe`, batch by batch)
+    keeps one of these."""
+
+    def __init__(self, model: HmmModel | str | os.PathLike, phone_lm_arpa: str | os.PathLike,
+                 config: DecodeConfig = DecodeConfig()) -> None:
+        self.model = load_hmm(model) if isinstance(model, (str, os.PathLike)) else model
+        self.lang = decoding_lang(self.model.phones, phone_lm_arpa)
+        start = time.perf_counter()
+        graph = build_hclg(self.lang, phone_lm_arpa, self.model.trans_model, self.model.tree,
+                           self.model.sil_prob, config.self_loop_scale)
+        log.info("HCLG: %d states, built in %.1f s", graph.num_states,
+                 time.perf_counter() - start)
+        self.graph = graph
+        self.decoder = khg.LatticeFasterDecoder(graph, khg.LatticeFasterDecoderConfig(
+            beam=config.beam, max_active=config.max_active, lattice_beam=config.lattice_beam))
+
+    def decode(self, features_prefix: str | os.PathLike, lm_weights: Sequence[float],
+               out_dir: str | os.PathLike) -> dict[float, Path]:
+        """Decode every utterance once per LM weight into `{out_dir}/lmwt{W}.txt`."""
+        if not lm_weights or any(w <= 0 for w in lm_weights):
+            raise W2vuError(f"LM weights must be positive numbers, got {list(lm_weights)}")
+        model, decoder = self.model, self.decoder
+        start = time.perf_counter()
+        features = open_features(features_prefix)
+        tid2pdf = np.asarray(model.trans_model.transition_id_to_pdf_array(), dtype=np.int64)[1:]
+        skip = {SIL, *UNK_WORDS}
+        words = self.lang.word_table
+        hyps: dict[float, list[list[str]]] = {w: [] for w in lm_weights}
+        failed = 0
+        for i in range(len(features)):
+            feats = model.features(features[i])
+            if not len(feats):
+                for w in lm_weights:
+                    hyps[w].append([])
+                continue
+            by_tid = pdf_loglikes(model, feats)[:, tid2pdf]
+            for w in lm_weights:
+                decodable = khg.DecodableCtc(np.ascontiguousarray(by_tid / w, dtype=np.float32))
+                ok, _, word_ids, _ = khg.decode_utterance_lattice_faster(
+                    decoder=decoder, decodable=decodable, trans_model=model.trans_model,
+                    utt=f"utt{i:010d}", allow_partial=True)
+                failed += not ok
+                hyps[w].append([words[j] for j in word_ids if words[j] not in skip])
+        if failed:
+            log.warning("%d utterance decodes found no path", failed)
+        out: dict[float, Path] = {}
+        for w in lm_weights:
+            path = Path(out_dir) / f"{lm_weight_name(w)}.txt"
+            write_token_lines(path, hyps[w])
+            out[w] = path
+        log.info("decoded %d utterances at %d LM weights in %.1f s", len(features),
+                 len(lm_weights), time.perf_counter() - start)
+        return out
+
+
 def decode_hmm(model: HmmModel | str | os.PathLike, features_prefix: str | os.PathLike,
                phone_lm_arpa: str | os.PathLike, lm_weights: Sequence[float],
                out_dir: str | os.PathLike, config: DecodeConfig = DecodeConfig()
@@ -63,44 +120,6 @@ def decode_hmm(model: HmmModel | str | os.PathLike, features_prefix: str | os.Pa
     utterance, phones without `<SIL>`, empty when the decoder found no path) and returns the
     paths by weight.
     """
-    if isinstance(model, (str, os.PathLike)):
-        model = load_hmm(model)
     if not lm_weights or any(w <= 0 for w in lm_weights):
         raise W2vuError(f"LM weights must be positive numbers, got {list(lm_weights)}")
-    features = open_features(features_prefix)
-    lang = decoding_lang(model.phones, phone_lm_arpa)
-    start = time.perf_counter()
-    graph = build_hclg(lang, phone_lm_arpa, model.trans_model, model.tree, model.sil_prob,
-                       config.self_loop_scale)
-    log.info("HCLG: %d states, built in %.1f s", graph.num_states, time.perf_counter() - start)
-    decoder = khg.LatticeFasterDecoder(graph, khg.LatticeFasterDecoderConfig(
-        beam=config.beam, max_active=config.max_active, lattice_beam=config.lattice_beam))
-    tid2pdf = np.asarray(model.trans_model.transition_id_to_pdf_array(), dtype=np.int64)[1:]
-    skip = {SIL, *UNK_WORDS}
-    words = lang.word_table
-    hyps: dict[float, list[list[str]]] = {w: [] for w in lm_weights}
-    failed = 0
-    for i in range(len(features)):
-        feats = model.features(features[i])
-        if not len(feats):
-            for w in lm_weights:
-                hyps[w].append([])
-            continue
-        by_tid = pdf_loglikes(model, feats)[:, tid2pdf]
-        for w in lm_weights:
-            decodable = khg.DecodableCtc(np.ascontiguousarray(by_tid / w, dtype=np.float32))
-            ok, _, word_ids, _ = khg.decode_utterance_lattice_faster(
-                decoder=decoder, decodable=decodable, trans_model=model.trans_model,
-                utt=f"utt{i:010d}", allow_partial=True)
-            failed += not ok
-            hyps[w].append([words[j] for j in word_ids if words[j] not in skip])
-    if failed:
-        log.warning("%d utterance decodes found no path", failed)
-    out: dict[float, Path] = {}
-    for w in lm_weights:
-        path = Path(out_dir) / f"{lm_weight_name(w)}.txt"
-        write_token_lines(path, hyps[w])
-        out[w] = path
-    log.info("decoded %d utterances at %d LM weights in %.1f s", len(features), len(lm_weights),
-             time.perf_counter() - start)
-    return out
+    return HmmDecoder(model, phone_lm_arpa, config).decode(features_prefix, lm_weights, out_dir)

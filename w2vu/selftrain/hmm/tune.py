@@ -21,7 +21,7 @@ from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
 from w2vu.io.lines import read_token_lines
 from w2vu.io.tables import read_table, write_table
-from w2vu.selftrain.hmm.decode import decode_hmm
+from w2vu.selftrain.hmm.decode import HmmDecoder
 from w2vu.text.arpa import load_phone_lm
 
 COLUMNS = ("lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score", "chosen")
@@ -77,15 +77,14 @@ def read_chosen_weight(table_tsv: str | os.PathLike) -> float:
     return float(chosen[0]["lm_weight"])
 
 
-def decode_chosen_weight(model: str | os.PathLike, tuning_tsv: str | os.PathLike,
-                         features_prefix: str | os.PathLike, phone_lm: str | os.PathLike,
-                         out_txt: str | os.PathLike) -> float:
+def decode_chosen_weight(decoder: HmmDecoder, tuning_tsv: str | os.PathLike,
+                         features_prefix: str | os.PathLike, out_txt: str | os.PathLike) -> float:
     """Decode a split at the LM weight the tuning table chose into ``out_txt``; return the
     weight. Why one function: the workflow's ``hmm-decode`` and ``w2vu transcribe`` must give
     the same lines."""
     weight = read_chosen_weight(tuning_tsv)
     out = Path(out_txt)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        decoded = decode_hmm(model, features_prefix, phone_lm, [weight], tmp)
+        decoded = decoder.decode(features_prefix, [weight], tmp)
         shutil.move(decoded[weight], out)
     return weight

@@ -56,7 +56,8 @@ def source_fingerprint(wildcards):
 
             paths = sorted(glob.glob(pattern, recursive=True))
         for path in paths:
-            digest.update(f"{path}\0{os.path.getsize(path)}\n".encode())
+            # fsencode: a name that is not UTF-8 (the inventory rejects it) is hashed as bytes.
+            digest.update(os.fsencode(path) + f"\0{os.path.getsize(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -66,5 +67,6 @@ def audio_targets(lang):
     for split in split_names(lang):
         targets.append(f"results/{lang}/manifest/{split}.tsv")
         if has_references(lang):
-            targets += [f"results/{lang}/manifest/{split}.{ext}" for ext in ("wrd", "ltr", "phn")]
+            targets += [f"results/{lang}/manifest/{split}.{ext}"
+                        for ext in ("wrd", "ltr", "given.phn", "phn")]
     return targets
