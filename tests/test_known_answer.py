@@ -100,10 +100,13 @@ def test_phone_classes_fold_by_frequency_rank() -> None:
     sentences = [["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2 + ["e"]]
     assert phone_classes(sentences, 2) == {"a": "a", "b": "b", "c": "a", "d": "b", "e": "a"}
     assert phone_classes(sentences, 0) == {p: p for p in "abcde"}
+    assert phone_classes(sentences, 2, "blocks") == {"a": "a", "b": "a", "c": "a", "d": "d",
+                                                     "e": "d"}
 
 
 @pytest.mark.parametrize("kwargs, option", [({"phones": 1}, "--phones"),
                                             ({"frames_per_phone": 0.5}, "--frames-per-phone"),
+                                            ({"fold": "random"}, "--fold"),
                                             ({"audio_fraction": 1.0}, "--audio-fraction")])
 def test_bad_settings_name_the_option(tmp_path: Path, kwargs: dict, option: str) -> None:
     text = tmp_path / "phones.txt"

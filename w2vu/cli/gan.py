@@ -149,6 +149,9 @@ def _known_answer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--phones", type=int, default=0,
                    help="fold the inventory into this many phone classes (default 0: keep all)")
+    p.add_argument("--fold", choices=("interleave", "blocks"), default="interleave",
+                   help="interleave: classes of similar frequency (default); blocks: runs of "
+                   "frequency ranks, very unequal classes (easiest)")
     p.add_argument("--frames-per-phone", type=float, default=1.5,
                    help="mean frames per phone (default 1.5: pooled wav2vec-U segments)")
     p.add_argument("--noise", type=float, default=0.5, help="per-frame noise std (default 0.5)")
@@ -168,8 +171,9 @@ def cmd_known_answer(a: argparse.Namespace) -> None:
     from w2vu.gan.known_answer import KnownAnswerSettings, build_known_answer
 
     summary = build_known_answer(a.phone_text, a.out_dir, KnownAnswerSettings(
-        phones=a.phones, frames_per_phone=a.frames_per_phone, noise=a.noise, dim=a.dim,
-        audio_fraction=a.audio_fraction, km_clusters=a.km_clusters, blind=a.blind, seed=a.seed))
+        phones=a.phones, fold=a.fold, frames_per_phone=a.frames_per_phone, noise=a.noise,
+        dim=a.dim, audio_fraction=a.audio_fraction, km_clusters=a.km_clusters, blind=a.blind,
+        seed=a.seed))
     log.info("known-answer: %d phones (+<SIL>), %d spoken sentences (%d frames), %d text "
              "sentences in %s", summary["phones"], summary["spoken_sentences"],
              summary["frames"], summary["text_sentences"], a.out_dir)

@@ -10,9 +10,10 @@ two disjoint parts. The first becomes the "audio": every phone class is a fixed 
 average (1 or 2 frames for 1.5, as pooled wav2vec-U segments are) and every frame gets its own
 N(0, noise²) noise. ``<SIL>`` tokens of the sentence are spoken too, as the short pauses VAD
 leaves. The second part is the unpaired text. Optionally the phone inventory is folded into
-``phones`` classes: phones are ranked by frequency in the whole text and phone of rank r joins
-class r mod ``phones`` (named after its most frequent member), which gives classes of similar
-frequency, so that unigram counts alone cannot reveal the answer.
+``phones`` classes, named after their most frequent member: phones are ranked by frequency in the
+whole text and rank r joins class r mod ``phones`` (``interleave``: classes of similar frequency,
+so that unigram counts alone cannot reveal the answer) or the r-th run of consecutive ranks
+(``blocks``: very unequal classes, the easiest case for the GAN).
 
 Written to ``out_dir`` in the fairseq layout the trainer reads: ``train.npy`` + ``train.lengths``,
 ``train.phn`` (references, no ``<SIL>``), ``train.km`` (wav2vec-U 2.0 stand-in targets: k-means of
@@ -40,6 +41,7 @@ from w2vu.io.lines import read_token_lines
 from w2vu.text.ngram import estimate_arpa
 
 LM_ORDER = 4
+FOLDS = ("interleave", "blocks")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class KnownAnswerSettings:
     """How the known-answer set is made; each field is a ``w2vu known-answer`` option."""
 
     phones: int = 0  # fold the inventory into this many classes (0: keep every phone)
+    fold: str = "interleave"  # how: similar-frequency classes, or "blocks" of ranks (Zipf-like)
     frames_per_phone: float = 1.5  # mean frames per phone; ≥ 1
     noise: float = 0.5  # std of the per-frame noise (phone vectors have unit-variance entries)
     dim: int = 512
@@ -59,6 +62,8 @@ class KnownAnswerSettings:
         """One-line errors naming the option, before any work."""
         if self.phones < 0 or self.phones == 1:
             raise W2vuError(f"--phones must be 0 (keep all) or at least 2, got {self.phones}")
+        if self.fold not in FOLDS:
+            raise W2vuError(f"--fold must be one of {', '.join(FOLDS)}, got {self.fold!r}")
         if self.frames_per_phone < 1:
             raise W2vuError(f"--frames-per-phone must be at least 1, got {self.frames_per_phone}")
         if self.noise < 0 or self.dim < 1 or self.km_clusters < 0:
@@ -103,12 +108,20 @@ class KnownAnswerPaths:
         return self.root / "known_answer.json"
 
 
-def phone_classes(sentences: list[list[str]], count: int) -> dict[str, str]:
-    """Phone → class name; rank r (by frequency, ties by name) joins class r mod ``count``."""
+def phone_classes(sentences: list[list[str]], count: int, fold: str = "interleave"
+                  ) -> dict[str, str]:
+    """Phone → class name (its most frequent member), from the phones' frequency ranks r.
+
+    ``interleave``: class r mod ``count``, classes of similar frequency; ``blocks``: ``count``
+    runs of consecutive ranks, classes as unequal as a Zipf law makes them.
+    """
     freq = Counter(p for s in sentences for p in s if p != SIL)
     ranked = sorted(freq, key=lambda p: (-freq[p], p))
     if count == 0 or count >= len(ranked):
         return {p: p for p in ranked}
+    size = -(-len(ranked) // count)
+    if fold == "blocks":
+        return {p: ranked[(r // size) * size] for r, p in enumerate(ranked)}
     return {p: ranked[r % count] for r, p in enumerate(ranked)}
 
 
@@ -163,7 +176,7 @@ def build_known_answer(phone_text: str | os.PathLike, out_dir: str | os.PathLike
                                              "pass an lm.phones.filtered.txt") if s]
     if len(sentences) < 2:
         raise W2vuError(f"{phone_text}: needs at least 2 phone sentences, has {len(sentences)}")
-    classes = phone_classes(sentences, settings.phones)
+    classes = phone_classes(sentences, settings.phones, settings.fold)
     folded = [[p if p == SIL else classes[p] for p in s] for s in sentences]
     spoken, unpaired = split_sentences(len(folded), settings.audio_fraction, settings.seed)
     symbols = sorted(set(classes.values())) + [SIL]
