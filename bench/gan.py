@@ -167,9 +167,9 @@ def measure(variant: int, gradient_penalty: bool, updates: int, warmup: int, thr
                                  / (len(s.batches) * BATCH))}
 
 
-def validation_seconds(s: Setup, utterances: int, rounds: int) -> tuple[float, float]:
+def validation_seconds(s: Setup, utterances: int, rounds: int) -> list[float]:
     """Generation over ``utterances`` (the validator's pass): no_grad (before) against
-    inference_mode (after), interleaved; total seconds of each."""
+    inference_mode (after), interleaved; wall and CPU seconds of each (before, after)."""
     import numpy as np
     import torch
 
@@ -183,16 +183,18 @@ def validation_seconds(s: Setup, utterances: int, rounds: int) -> tuple[float, f
     data = np.concatenate(rows * reps)[: int(np.tile(lengths, reps)[:utterances].sum())]
     lens = np.tile(lengths, reps)[:utterances]
     feats = Features("bench", data, lens, np.concatenate([[0], np.cumsum(lens)]))
-    times = [0.0, 0.0]
+    times = [0.0] * 4
     for _ in range(rounds):
-        start = time.perf_counter()
-        with torch.no_grad():
-            generate_ids.__wrapped__(s.model, feats, s.device, BATCH, VOCAB - 1)
-        times[0] += time.perf_counter() - start
-        start = time.perf_counter()
-        generate_ids(s.model, feats, s.device, BATCH, VOCAB - 1)
-        times[1] += time.perf_counter() - start
-    return times[0], times[1]
+        for arm in (0, 1):
+            start, cpu = time.perf_counter(), time.process_time()
+            if arm == 0:
+                with torch.no_grad():
+                    generate_ids.__wrapped__(s.model, feats, s.device, BATCH, VOCAB - 1)
+            else:
+                generate_ids(s.model, feats, s.device, BATCH, VOCAB - 1)
+            times[arm] += time.perf_counter() - start
+            times[2 + arm] += time.process_time() - cpu
+    return times
 
 
 def compare(variants: list[int], rounds: int, threads: int, v2_frames: tuple[int, int]) -> None:
@@ -227,9 +229,10 @@ def compare(variants: list[int], rounds: int, threads: int, v2_frames: tuple[int
                   f"{wall['before'] / wall[arm]:8.2f}x {MAX_UPDATES / ups / 3600:8.1f} "
                   f"{cpu[arm] / (2 * rounds):11.2f} {cpu['before'] / cpu[arm]:8.2f}x",
                   flush=True)
-        before, after = validation_seconds(s, 4 * BATCH, rounds)
-        print(f"{'':>8} validation generation, {4 * BATCH} utterances: no_grad {before:.2f} s, "
-              f"inference_mode {after:.2f} s ({before / after:.2f}x)", flush=True)
+        before, after, cpu_before, cpu_after = validation_seconds(s, 4 * BATCH, rounds)
+        print(f"{'':>8} validation generation, {4 * BATCH} utterances: no_grad {before:.2f} s "
+              f"(CPU {cpu_before:.2f} s), inference_mode {after:.2f} s (CPU {cpu_after:.2f} s):"
+              f" {before / after:.2f}x wall, {cpu_before / cpu_after:.2f}x CPU", flush=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

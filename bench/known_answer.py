@@ -4,7 +4,8 @@ Why: the real-speech demo cannot separate "the trainer is broken" from "the feat
 Here the transcript of the "audio" is known: a real phone text is split in two, one half becomes
 features (a fixed random vector per phone plus noise, held for 1-2 frames), the other half is the
 unpaired text. The REAL trainer (``w2vu.gan.trainer.train``) runs in chunks of
-``--validate-every`` updates (each chunk resumes from ``checkpoint_last.pt``), and after each chunk
+``--validate-every`` updates (each chunk resumes from ``checkpoint_last.pt``; with ``--minutes`` the
+chunks shrink to fit the budget), and after each chunk
 the row of its own validation (PER of the run-mean JOIN output against the spoken half's phones)
 is printed, so the curve appears while it runs. At the end the real generation step
 (``w2vu.gan.generate.generate``, Viterbi) decodes with the checkpoint chosen by the unsupervised
@@ -133,9 +134,16 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
     curve = [{"update": 0, "seconds": 0.0, "per": per0}]
     start = time.monotonic()
     done = 0
+    rate = None  # updates/s including validation, measured on the run's first chunk
     while done < args.updates and time.monotonic() < deadline:
-        done = min(done + args.validate_every, args.updates)
+        step = args.validate_every
+        if math.isfinite(deadline):  # keep within --minutes: a short first chunk, then fit
+            left = deadline - time.monotonic()
+            step = min(step, 10) if rate is None else min(step, max(1, int(0.9 * left * rate)))
+        chunk_start = time.monotonic()
+        done = min(done + step, args.updates)
         train(train_config(args, seed, done), paths, run)
+        rate = step / max(time.monotonic() - chunk_start, 1e-9)
         row = last_row(run / METRICS)
         elapsed = time.monotonic() - start
         curve.append({"update": done, "seconds": elapsed, "per": row["per"],
