@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_train import poisoned
-from w2vu.errors import W2vuError
 from w2vu.eval.metrics import edit_distance
 from w2vu.gan import trainer as trainer_mod
 from w2vu.gan.data import PAD_INDEX, eval_batches, load_phone_text, open_training_data
@@ -206,15 +204,6 @@ def test_resume_refuses_other_settings(data: TrainPaths, tmp_path: Path) -> None
     train(_config(max_updates=2), data, tmp_path)
     with pytest.raises(Exception, match="other training settings"):
         train(_config(max_updates=4, seed=4), data, tmp_path)
-
-
-def test_poisoned_rolling_checkpoint_is_refused(data: TrainPaths, tmp_path: Path) -> None:
-    """The GAN resumes through the one safe loader: a checkpoint naming code is a user error."""
-    marker = tmp_path / "ran"
-    poisoned(tmp_path / CHECKPOINT_LAST, marker)
-    with pytest.raises(W2vuError, match="refused by the safe loader.*; delete it to start over"):
-        train(_config(), data, tmp_path, restart_on_change=True)
-    assert not marker.exists()
 
 
 def test_workflow_restarts_a_run_whose_settings_changed(data: TrainPaths, tmp_path: Path) -> None:

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.test_refusals import _RunsCommand
+from tests.test_refusals import poisoned
 from w2vu.errors import W2vuError
 from w2vu.train.checkpoints import discard_if_other_run, load_rolling, save_atomically
 from w2vu.train.metrics_table import write_metrics
 from w2vu.train.runtime import capture_rng, seed_everything
 
 
-def poisoned(path: Path, marker: Path) -> Path:
-    torch.save({"trajectory": {"seed": 1}, "model": _RunsCommand(f"touch {marker}")}, path)
-    return path
-
-
 def test_poisoned_checkpoint_is_refused_in_one_line(tmp_path):
     marker = tmp_path / "ran"
-    last = poisoned(tmp_path / "checkpoint_last.pt", marker)
+    last = poisoned(tmp_path / "checkpoint_last.pt", marker, {"trajectory": {"seed": 1}})
     discard_if_other_run(last, {"seed": 1})  # unreadable: left for the loader to report
     assert last.exists()
     with pytest.raises(W2vuError) as refused:
