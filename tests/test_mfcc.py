@@ -85,3 +85,14 @@ def test_stacking_repeats_an_odd_last_frame():
 def test_deterministic(wave):
     backbone = MfccBackbone()
     np.testing.assert_array_equal(backbone.features(wave), backbone.features(wave))
+
+
+def test_cmvn_normalises_each_utterance_and_removes_a_channel_gain(wave):
+    plain, normed = MfccBackbone(stack=2), MfccBackbone(stack=2, cmvn=True)
+    feats = normed.features(wave)
+    assert feats.shape == plain.features(wave).shape and feats.dtype == np.float32
+    np.testing.assert_allclose(feats.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(feats.std(0), 1, atol=1e-3)
+    # A gain is an offset of the log-energies, hence of c0 and the cepstra: CMVN removes it.
+    assert not np.allclose(plain.features(wave * 0.1), plain.features(wave), atol=1e-2)
+    np.testing.assert_allclose(normed.features(wave * 0.1), feats, atol=1e-2)

@@ -23,7 +23,7 @@ def _backbone(a: argparse.Namespace):
     if a.backbone == "mfcc":
         from w2vu.features.mfcc import MfccBackbone
 
-        return MfccBackbone(stack=a.mfcc_stack)
+        return MfccBackbone(stack=a.mfcc_stack, cmvn=a.mfcc_cmvn)
     from w2vu.features.backbone import load_backbone
 
     normalize = {"auto": None, "yes": True, "no": False}[a.normalize]
@@ -55,6 +55,8 @@ def _extract_arguments(p: argparse.ArgumentParser) -> None:
                    help="TF32 matmuls on GPU")
     p.add_argument("--mfcc-stack", type=int, default=2, choices=(1, 2),
                    help="MFCC frames stacked: 1 = 100 Hz 39-d, 2 = 50 Hz 78-d")
+    p.add_argument("--mfcc-cmvn", action="store_true",
+                   help="MFCC: zero mean, unit variance per utterance and dimension")
     p.add_argument("--batch-seconds", type=float, default=0.0,
                    help="padded audio per batch; 0 = auto (1 utterance on CPU, 120 s on GPU)")
     p.add_argument("--window", type=int, default=64, help="utterances sorted per window")

@@ -58,6 +58,7 @@ from w2vu.gan.models import (
 from w2vu.io.atomic import atomic_path
 from w2vu.io.features import Features, open_features
 from w2vu.io.rolling import discard_if_other_run
+from w2vu.io.torch_files import load_torch_file
 from w2vu.text.ngram import ArpaModel
 from w2vu.train.adam import Adam
 
@@ -455,7 +456,8 @@ def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Opt
 def load_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
               config: TrainConfig, model_rng: torch.Generator) -> RunState:
     """Restore a rolling checkpoint written by :func:`save_last` (no arbitrary unpickling)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_torch_file(path, "checkpoint", "delete it to start over",
+                           "delete it to start the run over")
     if ckpt["trajectory"] != config.trajectory():
         raise W2vuError(f"{path} was written with other training settings "
                         f"({ckpt['trajectory']}); delete it to start over")

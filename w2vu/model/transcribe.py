@@ -210,7 +210,9 @@ class Transcriber:
             from w2vu.selftrain.hmm_select import decode_chosen_weight
 
             if self._hmm is None:
-                self._hmm = HmmDecoder(model.path(layout.HMM), model.path(layout.PHONE_LM))
+                graph = model.path(layout.HMM_GRAPH)
+                self._hmm = HmmDecoder(model.path(layout.HMM), model.path(layout.PHONE_LM),
+                                       graph=graph if graph.is_file() else None)
             features = self._pca(work) if on_pca else work / "layer"
             decode_chosen_weight(self._hmm, model.path(layout.HMM_TUNING), features, out)
         else:

@@ -588,17 +588,29 @@ class HmmDecoder:
     keeps one of these."""
 
     def __init__(self, model: HmmModel | str | os.PathLike, phone_lm_arpa: str | os.PathLike,
-                 config: DecodeConfig = DecodeConfig()) -> None:
+                 config: DecodeConfig = DecodeConfig(),
+                 graph: str | os.PathLike | None = None) -> None:
+        """`graph`: an HCLG that `save_graph` wrote for this model, LM and config, read instead
+        of built."""
         self.model = load_hmm(model) if isinstance(model, (str, os.PathLike)) else model
         self.lang = decoding_lang(self.model.phones, phone_lm_arpa)
         start = time.perf_counter()
-        graph = build_hclg(self.lang, phone_lm_arpa, self.model.trans_model, self.model.tree,
-                           self.model.sil_prob, config.self_loop_scale)
-        log.info("HCLG: %d states, built in %.1f s", graph.num_states,
-                 time.perf_counter() - start)
-        self.graph = graph
-        self.decoder = khg.LatticeFasterDecoder(graph, khg.LatticeFasterDecoderConfig(
+        if graph is not None:
+            self.graph = kaldifst.StdVectorFst.read(str(graph))
+            if self.graph is None or self.graph.start < 0:
+                raise W2vuError(f"{graph}: not a readable HCLG; reassemble the model")
+        else:
+            self.graph = build_hclg(self.lang, phone_lm_arpa, self.model.trans_model,
+                                    self.model.tree, self.model.sil_prob, config.self_loop_scale)
+        log.info("HCLG: %d states, %s in %.1f s", self.graph.num_states,
+                 "read" if graph is not None else "built", time.perf_counter() - start)
+        self.decoder = khg.LatticeFasterDecoder(self.graph, khg.LatticeFasterDecoderConfig(
             beam=config.beam, max_active=config.max_active, lattice_beam=config.lattice_beam))
+
+    def save_graph(self, path: str | os.PathLike) -> None:
+        """Write the HCLG (OpenFst binary), so that a model folder need not build it again."""
+        with atomic_path(path) as tmp:
+            self.graph.write(str(tmp))
 
     def decode(self, features_prefix: str | os.PathLike, lm_weights: Sequence[float],
                out_dir: str | os.PathLike) -> dict[float, Path]:

@@ -296,7 +296,8 @@ def backbone_args(variant):
     if variant == "mfcc100":
         return "--backbone mfcc --mfcc-stack 1"
     if cfg["backbone"] == "mfcc":
-        return f"--backbone mfcc --mfcc-stack {cfg['mfcc_stack']}"
+        cmvn = " --mfcc-cmvn" if cfg["mfcc_cmvn"] else ""
+        return f"--backbone mfcc --mfcc-stack {cfg['mfcc_stack']}{cmvn}"
     normalize = "no" if variant == "unnormalized" else cfg["normalize"]
     return shlex.join(["--backbone", cfg["backbone"], "--layer", str(cfg["layer"]),
                        "--normalize", normalize])
