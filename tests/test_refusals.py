@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.test_gan_trainer import data  # noqa: F401 - fixture
 from tests.tiny_models import save_hf, tiny_model
 from w2vu.cli import main
 from w2vu.errors import W2vuError
@@ -82,6 +83,18 @@ def test_hugging_face_folder_with_a_poisoned_pickle_is_refused_in_one_line(tmp_p
     status, err = w2vu(capfd, "extract", "--manifest", manifest, "--backbone", folder,
                        "--layer", "1", "--device", "cpu", "--out-prefix", tmp_path / "feats")
     assert_refused(status, err, folder, marker)
+
+
+def test_gan_training_does_not_resume_from_a_poisoned_rolling_checkpoint(tmp_path, capfd,
+                                                                        data):  # noqa: F811
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    evil = poisoned(run / "checkpoint_last.pt", marker, {"update": 1})
+    status, err = w2vu(capfd, "gan-train", "--features", data.features, "--text", data.text,
+                       "--dictionary", data.dictionary, "--lm", data.lm, "--out-dir", run,
+                       "--max-updates", "2", "--batch-size", "4", "--device", "cpu")
+    assert_refused(status, err, evil, marker)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a torch file", b"PK\x03\x04torn"])

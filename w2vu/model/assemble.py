@@ -26,7 +26,7 @@ from w2vu.gan.generate import load_checkpoint
 from w2vu.io.atomic import atomic_dir
 from w2vu.io.tables import read_table
 from w2vu.model import folder as layout
-from w2vu.selftrain.ctc_rounds import read_decision
+from w2vu.selftrain.ctc.rounds import read_decision
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +206,16 @@ def assemble_model(files: RunFiles, recipe: dict[str, Any], config: dict[str, An
     }
     probe = layout.ModelFolder(Path(out_dir), {**info, "recipe": recipe})
     links = _files_to_link(files, choice, recipe, probe)
-    info["files"] = sorted(links)
+    info["files"] = sorted([*links, *([layout.HMM_GRAPH] if choice.kind == "hmm" else [])])
     with atomic_dir(out_dir) as tmp:
         for name, source in links.items():
             if not source.exists():
                 raise W2vuError(f"{source}: missing; rerun the workflow up to the `model` rule")
             link_or_copy(source, tmp / name)
+        if choice.kind == "hmm":  # tens of seconds to build: once here, not per transcription
+            from w2vu.selftrain.hmm.decode import HmmDecoder
+
+            HmmDecoder(tmp / layout.HMM, tmp / layout.PHONE_LM).save_graph(tmp / layout.HMM_GRAPH)
         (tmp / layout.MODEL_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     log.info("model: %s (%s) in %s, %d files", choice.kind, choice.stage, out_dir, len(links))
     return info

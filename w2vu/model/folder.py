@@ -26,6 +26,7 @@ WORD_GRAPH = "word_graph"
 DECODE_CHOICE = "word_graph/choice.json"
 HMM = "hmm.pkl"
 HMM_TUNING = "hmm_tuning.tsv"
+HMM_GRAPH = "hmm_HCLG.fst"  # built at assembly from hmm.pkl and phone_lm.arpa
 PHONE_LM = "phone_lm.arpa"
 CTC = "ctc.pt"
 PHONE_GRAPH = "phone_graph"
