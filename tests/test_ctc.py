@@ -159,6 +159,27 @@ def test_stop_and_resume_gives_identical_weights(synthetic, tmp_path):
                   device="cpu")
 
 
+def test_labels_changed_upstream_are_not_resumed_on(synthetic, tmp_path):
+    """New pseudo-labels of the same shape (an upstream stage rerun) make the rolling checkpoint
+    another run's: refused by the library, discarded by the workflow's restart_on_change."""
+    prefix, labels, dictionary, lines = synthetic
+    config = quick_config()
+    moved = tmp_path / "labels.txt"
+    moved.write_text(labels.read_text(encoding="utf-8"), encoding="utf-8")
+    run = tmp_path / "run"
+    assert train_ctc(prefix, moved, dictionary, run, config, seed=5, device="cpu",
+                     stop_after=4) is None
+    moved.write_text("".join(" ".join(reversed(line)) + "\n" for line in lines),
+                     encoding="utf-8")
+    with pytest.raises(W2vuError, match="other training settings or data"):
+        train_ctc(prefix, moved, dictionary, run, config, seed=5, device="cpu")
+    fresh = train_ctc(prefix, moved, dictionary, tmp_path / "fresh", config, seed=5,
+                      device="cpu")
+    again = train_ctc(prefix, moved, dictionary, run, config, seed=5, device="cpu",
+                      restart_on_change=True)
+    assert_same_weights(fresh, again)
+
+
 KILLED_RUN = """
 import sys, time
 import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,27 @@ def test_workflow_restarts_a_run_whose_settings_changed(data: TrainPaths, tmp_pa
         a = torch.load(tmp_path / "a" / name, weights_only=True)["model"]
         b = torch.load(tmp_path / "b" / name, weights_only=True)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_a_checkpoint_of_other_inputs_is_not_resumed(data: TrainPaths, tmp_path: Path) -> None:
+    """Snakemake reruns training into the same folder when an upstream stage changed its inputs
+    (e.g. normalised features: same shapes, other values); the checkpoint left there learnt from
+    the old inputs, so it is refused, or discarded by the workflow, like other settings."""
+    root = tmp_path / "inputs"
+    root.mkdir()
+    for ext in (".npy", ".lengths"):
+        (root / f"train{ext}").write_bytes(Path(f"{data.features}{ext}").read_bytes())
+    moved = dataclasses.replace(data, features=root / "train")
+    train(_config(max_updates=2), moved, tmp_path / "a")
+    feats = np.load(root / "train.npy")
+    np.save(root / "train.npy", feats * 2.0)  # same shape and lengths, other values
+    with pytest.raises(Exception, match="other training settings or data"):
+        train(_config(max_updates=4), moved, tmp_path / "a")
+    train(_config(max_updates=4), moved, tmp_path / "a", restart_on_change=True)
+    train(_config(max_updates=4), moved, tmp_path / "b")
+    a = torch.load(tmp_path / "a" / CHECKPOINT_LAST, weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / CHECKPOINT_LAST, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_variant2_with_km_targets(data: TrainPaths, tmp_path: Path) -> None:

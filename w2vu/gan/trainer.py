@@ -51,6 +51,7 @@ from w2vu.train.adam import Adam
 from w2vu.train.checkpoints import (
     CHECKPOINT_LAST,
     discard_if_other_run,
+    input_fingerprint,
     load_rolling,
     save_atomically,
 )
@@ -131,6 +132,13 @@ class TrainPaths:
     valid_features: str | os.PathLike | None = None  # defaults to the train features
     valid_phn: str | os.PathLike | None = None  # references for PER, line-aligned with valid
     km: str | os.PathLike | None = None  # 2.0 train .km targets
+
+    def files(self) -> list[str | os.PathLike]:
+        """Every input file, for the run's :func:`input_fingerprint`."""
+        prefixes = [self.features] + ([self.valid_features] if self.valid_features else [])
+        found = [f"{p}{ext}" for p in prefixes for ext in (".npy", ".lengths")]
+        return found + [f for f in (self.text, self.dictionary, self.lm, self.valid_phn, self.km)
+                        if f is not None]
 
 
 @dataclass
@@ -249,7 +257,7 @@ class RunState:
 
 
 def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
-              state: RunState, config: TrainConfig, dictionary: PhoneDictionary,
+              state: RunState, trajectory: dict[str, Any], dictionary: PhoneDictionary,
               model_rng: torch.Generator) -> None:
     """The rolling checkpoint: everything needed for a bit-exact resume."""
     save_atomically({
@@ -262,15 +270,15 @@ def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Opt
         "rows": state.rows,
         "acc": {"sums": state.acc.sums, "counts": state.acc.counts},
         "rng": capture_rng(model_rng),
-        "trajectory": config.trajectory(),
+        "trajectory": trajectory,
         "vocabulary": list(dictionary.symbols),
     }, path)
 
 
 def load_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
-              config: TrainConfig, model_rng: torch.Generator) -> RunState:
+              trajectory: dict[str, Any], model_rng: torch.Generator) -> RunState:
     """Restore a rolling checkpoint written by :func:`save_last` (no arbitrary unpickling)."""
-    ckpt = load_rolling(path, config.trajectory(), model_rng)
+    ckpt = load_rolling(path, trajectory, model_rng)
     model.load_state_dict(ckpt["model"])
     for name, opt in optimizers.items():
         opt.load_state_dict(ckpt["optimizer"][name])
@@ -317,14 +325,16 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
     model = build_model(config, len(dictionary), batches.features.dim).to(device)
     optimizers = build_optimizers(model, config)
     last_path = ckpt_dir / CHECKPOINT_LAST
+    # Settings and data: a checkpoint left by a run on other inputs is not this run's.
+    trajectory = {**config.trajectory(), "data": input_fingerprint(paths.files())}
     if restart_on_change:
-        discard_if_other_run(last_path, config.trajectory())
+        discard_if_other_run(last_path, trajectory)
     state = RunState()
     if last_path.exists():
-        state = load_last(last_path, model, optimizers, config, model_rng)
+        state = load_last(last_path, model, optimizers, trajectory, model_rng)
         log.info("resuming from %s at update %d", last_path, state.update)
     _run_updates(model, optimizers, batches, validator, config, state, model_rng, device,
-                 out, last_path, dictionary)
+                 out, last_path, dictionary, trajectory)
     write_outputs(out, state, config, dictionary)
     return state.best_row
 
@@ -351,7 +361,8 @@ def _build_validator(paths: TrainPaths, batches: TrainBatches, dictionary: Phone
 def _run_updates(model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
                  batches: TrainBatches, validator: Validator, config: TrainConfig,
                  state: RunState, model_rng: torch.Generator, device: torch.device,
-                 out: Path, last_path: Path, dictionary: PhoneDictionary) -> None:
+                 out: Path, last_path: Path, dictionary: PhoneDictionary,
+                 trajectory: dict[str, Any]) -> None:
     """Updates from ``state.update`` to ``max_updates`` with validation and checkpoints."""
     last_log = time.monotonic()
     while state.update < config.max_updates:
@@ -367,7 +378,7 @@ def _run_updates(model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
         if state.update % config.validate_every == 0 or done:
             _validate(model, validator, config, state, device, out, dictionary)
         if state.update % config.checkpoint_every == 0 or done:
-            save_last(last_path, model, optimizers, state, config, dictionary, model_rng)
+            save_last(last_path, model, optimizers, state, trajectory, dictionary, model_rng)
 
 
 def _validate(model: Wav2vecU, validator: Validator, config: TrainConfig, state: RunState,

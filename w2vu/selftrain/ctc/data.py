@@ -185,6 +185,11 @@ class LabelSource:
     source: FrameSource
     name: str | os.PathLike
     labels: str | os.PathLike
+    files: tuple[str | os.PathLike, ...] = ()  # what `source` reads, for the run's fingerprint
+
+    def inputs(self) -> list[str | os.PathLike]:
+        """Every file behind this source and its labels."""
+        return [*self.files, self.labels]
 
     def open(self, phones: PhoneDictionary, dictionary: str | os.PathLike,
              output_lengths: OutputLengths) -> LabelledSet:

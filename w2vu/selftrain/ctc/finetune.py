@@ -253,10 +253,11 @@ def finetune_ctc(manifest: str | os.PathLike, labels_txt: str | os.PathLike,
     if (valid_manifest is None) != (valid_labels is None):
         raise W2vuError("pass both valid_manifest and valid_labels, or neither")
     phones = load_phone_dictionary(dictionary)
-    valid = (LabelSource(ManifestAudio(valid_manifest), valid_manifest, valid_labels)
-             if valid_manifest is not None else None)
+    valid = (LabelSource(ManifestAudio(valid_manifest), valid_manifest, valid_labels,
+                         (valid_manifest,)) if valid_manifest is not None else None)
     return fit_ctc(lambda: build_finetune_model(init, len(phones), settings, config.mask),
-                   LabelSource(ManifestAudio(manifest), manifest, labels_txt), phones,
+                   LabelSource(ManifestAudio(manifest), manifest, labels_txt, (manifest,)),
+                   phones,
                    dictionary, out_dir, config, seed, device, valid=valid,
                    identity={"init": fingerprint(init), "settings": asdict(settings)},
                    checkpoint_dir=checkpoint_dir, stop_after=stop_after, threads=threads,

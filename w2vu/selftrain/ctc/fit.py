@@ -56,6 +56,7 @@ from w2vu.selftrain.ctc.steps import (
 from w2vu.train.checkpoints import (
     CHECKPOINT_LAST,
     discard_if_other_run,
+    input_fingerprint,
     load_rolling,
     save_atomically,
 )
@@ -135,15 +136,21 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
     valid = None
     if valid_features is not None:
         valid = LabelSource(open_features(valid_features), f"{valid_features}.lengths",
-                            valid_labels)
+                            valid_labels, feature_files(valid_features))
         if valid.source.dim != train.dim:
             raise W2vuError(f"{valid_features}.npy has {valid.source.dim}-d features but "
                             f"{features_prefix}.npy {train.dim}-d; use one extraction")
     return fit_ctc(lambda: build_ctc_model(config, train, len(phones)),
-                   LabelSource(train, f"{features_prefix}.lengths", labels_txt), phones,
+                   LabelSource(train, f"{features_prefix}.lengths", labels_txt,
+                               feature_files(features_prefix)), phones,
                    dictionary, out_dir, config, seed, device, valid=valid,
                    checkpoint_dir=checkpoint_dir, stop_after=stop_after, threads=threads,
                    restart_on_change=restart_on_change)
+
+
+def feature_files(prefix: str | os.PathLike) -> tuple[str, str]:
+    """The two files of a fairseq feature split."""
+    return f"{prefix}.npy", f"{prefix}.lengths"
 
 
 def fit_ctc(build: Callable[[], CtcModule], train: LabelSource, phones: PhoneDictionary,
@@ -184,7 +191,9 @@ def fit_ctc(build: Callable[[], CtcModule], train: LabelSource, phones: PhoneDic
     optimizer = build_optimizer(model, config)
     trajectory = {"config": config.trajectory(), "seed": seed, "vocabulary": list(phones.symbols),
                   "train": [int(v) for v in train_set.indices[:1000]], "size": len(train_set),
-                  "frames": int(train_set.lengths.sum()), **(identity or {})}
+                  "frames": int(train_set.lengths.sum()), **(identity or {}),
+                  # inputs regenerated upstream keep sizes but not content: never resume on them
+                  "data": input_fingerprint(train.inputs() + (valid.inputs() if valid else []))}
     last = ckpt_dir / CHECKPOINT_LAST
     if restart_on_change:
         discard_if_other_run(last, trajectory)
