@@ -32,15 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from w2vu.features.cluster import (
-    KmeansConfig,
-    PcaFiles,
-    apply_pca,
-    assign_clusters,
-    fit_centroids,
-    fit_pca,
-    save_array,
-)
+from w2vu.features.backends import save_array
+from w2vu.features.kmeans import KmeansConfig, assign_clusters, fit_centroids
+from w2vu.features.pca import PcaFiles, apply_pca, fit_pca
 from w2vu.features.pool import mean_pool_features, merge_clusters
 from w2vu.io.features import FeatureWriter, feature_paths, iter_unit_lines, open_features
 
@@ -85,7 +79,7 @@ def step_kmeans(prefix: str, out: str, backend: str, k: int, niter: int, nredo: 
 
 
 def step_pca(prefix: str, out_dir: str, backend: str, dim: int, threads: int | None) -> None:
-    from w2vu.features.cluster import limited_threads
+    from w2vu.features.backends import limited_threads
 
     with limited_threads(threads, backend):
         a, b = fit_pca(open_features(prefix).data, dim, backend)

@@ -58,7 +58,8 @@ def _batch(variant: int, seed: int, frames: tuple[int, int], text: tuple[int, in
     """One random batch shaped like the trainer's (padding True on padding, PAD in labels)."""
     import torch
 
-    from w2vu.gan.data import AUX_PAD, NUM_SPECIALS, PAD_INDEX, Batch
+    from w2vu.gan.data import AUX_PAD, PAD_INDEX, Batch
+    from w2vu.io.dictionary import NUM_SPECIALS
 
     g = torch.Generator().manual_seed(seed)
     dim = 512 if variant == 1 else 1024
@@ -172,7 +173,7 @@ def validation_seconds(s: Setup, utterances: int, rounds: int) -> list[float]:
     import numpy as np
     import torch
 
-    from w2vu.gan.trainer import generate_ids
+    from w2vu.gan.validate import generate_ids
     from w2vu.io.features import Features
 
     first = s.batches[0]

@@ -247,7 +247,9 @@ def pca_torch(x: np.ndarray, dim: int, device: torch.device) -> tuple[np.ndarray
 def clustering(check: Check) -> None:
     import faiss
 
-    from w2vu.features.cluster import KmeansConfig, fit_centroids, fit_pca, limited_threads
+    from w2vu.features.backends import limited_threads
+    from w2vu.features.kmeans import KmeansConfig, fit_centroids
+    from w2vu.features.pca import fit_pca
 
     sz = check.sizes
     x = clustered_frames(sz, seed=1)
@@ -338,8 +340,9 @@ def gan_rates(check: Check, options: tuple[str, ...], bases: dict[int, Row]) -> 
 def ctc_finetuning(check: Check) -> None:
     from transformers import Wav2Vec2Model
 
-    from w2vu.selftrain.ctc_finetune import FinetuneSettings, build_finetune_model, finetune_config
-    from w2vu.selftrain.ctc_train import CtcBatch, build_optimizer, train_step
+    from w2vu.selftrain.ctc.data import CtcBatch
+    from w2vu.selftrain.ctc.finetune import FinetuneSettings, build_finetune_model, finetune_config
+    from w2vu.selftrain.ctc.steps import build_optimizer, train_step
 
     sz = check.sizes
     vocab = 44

@@ -287,8 +287,15 @@ def main(argv: list[str] | None = None) -> None:
                   f"{r['updates'] / r['seconds']:5.2f}  {r['selected_per']:13.3f}  "
                   f"{r['last_per']:9.3f}  {best:14.3f}  {r['last_per'] / baseline:13.2f}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"baseline PER {baseline:.3f}; peak RSS {peak:.0f} MiB; wall "
-              f"{time.monotonic() - began:.0f} s", flush=True)
+        best = min(results, key=lambda r: r["last_per"])
+        updates = sum(r["updates"] for r in results)
+        seconds = sum(r["seconds"] for r in results)
+        print(f"known-answer: best final PER {best['last_per']:.3f} (seed {best['seed']}, "
+              f"{best['updates']} updates; untrained {best['curve'][0]['per']:.3f}) against "
+              f"baseline {baseline:.3f} "
+              f"(ratio {best['last_per'] / baseline:.2f}); {updates} updates at "
+              f"{updates / max(seconds, 1e-9):.2f} upd/s on {args.device}; peak RSS {peak:.0f} "
+              f"MiB; wall {time.monotonic() - began:.0f} s", flush=True)
         if args.svg:
             write_svg(args.svg, results, baseline,
                       f"known-answer GAN, {summary['phones']} phones, noise {args.noise}, "

@@ -36,12 +36,12 @@ sys.path.insert(0, str(REPO))
 ONE_RUN = """
 import json, resource, sys, time
 import numpy as np, torch
-from w2vu.gan.data import load_phone_dictionary
-from w2vu.gan.trainer import resolve_device, seed_everything
+from w2vu.io.dictionary import load_phone_dictionary
+from w2vu.train.runtime import resolve_device, seed_everything
 from w2vu.io.features import open_features
-from w2vu.selftrain.ctc_model import CtcModelConfig
-from w2vu.selftrain.ctc_train import (CtcConfig, bucket_batches, build_ctc_model,
-    build_optimizer, collate, open_labelled, train_step)
+from w2vu.selftrain.ctc.model import CtcModelConfig
+from w2vu.selftrain.ctc.data import bucket_batches, collate, open_labelled
+from w2vu.selftrain.ctc.steps import CtcConfig, build_ctc_model, build_optimizer, train_step
 prefix, labels, dictionary, mode = sys.argv[1:5]
 s = json.loads(sys.argv[5])
 torch.set_num_threads(s["threads"])
@@ -129,10 +129,12 @@ from pathlib import Path
 torch.set_num_threads({threads})
 from tests.phone_corpus import build_phone_corpus
 from tests.test_hmm import unpaired_phone_sentences
-from w2vu.gan.trainer import phone_error_rate
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.selftrain.corrupt import corrupt_lines
-from w2vu.selftrain.ctc_rounds import lm_relabel
-from w2vu.selftrain.ctc_train import CtcConfig, train_ctc, transcribe_ctc
+from w2vu.selftrain.ctc.fit import train_ctc
+from w2vu.selftrain.ctc.rounds import lm_relabel
+from w2vu.selftrain.ctc.steps import CtcConfig
+from w2vu.selftrain.ctc.transcribe import transcribe_ctc
 from w2vu.text.fst import build_graphs
 from w2vu.text.ngram import estimate_arpa
 folder = Path({str(folder)!r})

@@ -45,9 +45,9 @@ FRAME_RATE = 50.0  # wav2vec-U 1.0 generator output (stride 1 over 20 ms feature
 WFST = """
 import json, sys, time
 from tests.lmplz import peak_rss_kb
-from w2vu.decode.wfst import (DecodeOptions, check_compatible, decode_emissions, load_graph,
-                              write_hypotheses)
+from w2vu.decode.wfst import DecodeOptions, check_compatible, decode_emissions, load_graph
 from w2vu.io.features import open_features
+from w2vu.io.lines import write_token_lines
 before = peak_rss_kb()
 start = time.perf_counter()
 graph = load_graph(sys.argv[2])
@@ -57,7 +57,7 @@ check_compatible(graph, features, sys.argv[1], options)
 loaded = time.perf_counter()
 hyps = decode_emissions(graph, features, options, threads=int(sys.argv[6]))
 done = time.perf_counter()
-write_hypotheses(sys.argv[3], hyps)
+write_token_lines(sys.argv[3], hyps)
 print(json.dumps({"load_s": loaded - start, "seconds": done - loaded,
                   "rss_mb": peak_rss_kb() / 1024, "imports_mb": before / 1024}))
 """
@@ -151,7 +151,7 @@ def run(code: str, *args: object) -> dict:
 
 
 def error_rate(hyp_path: Path, refs: list[list[str]]) -> float:
-    from w2vu.gan.trainer import phone_error_rate
+    from w2vu.eval.metrics import phone_error_rate
 
     hyps = [line.split() for line in hyp_path.read_text(encoding="utf-8").splitlines()]
     return phone_error_rate(hyps, refs[:len(hyps)])

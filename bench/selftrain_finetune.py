@@ -32,12 +32,12 @@ ONE_RUN = """
 import json, resource, sys, time
 from pathlib import Path
 import numpy as np, torch
-from w2vu.gan.data import load_phone_dictionary
-from w2vu.gan.trainer import resolve_device, seed_everything
-from w2vu.selftrain.ctc_finetune import (FinetuneSettings, ManifestAudio, build_finetune_model,
+from w2vu.io.dictionary import load_phone_dictionary
+from w2vu.train.runtime import resolve_device, seed_everything
+from w2vu.selftrain.ctc.finetune import (FinetuneSettings, ManifestAudio, build_finetune_model,
     finetune_config)
-from w2vu.selftrain.ctc_train import (build_optimizer, bucket_batches, collate, open_labelled,
-    train_step)
+from w2vu.selftrain.ctc.data import bucket_batches, collate, open_labelled
+from w2vu.selftrain.ctc.steps import build_optimizer, train_step
 folder, mode, s = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 torch.set_num_threads(s["threads"])
 device = resolve_device(s["device"])

@@ -29,7 +29,10 @@ sys.path.insert(0, str(REPO))
 from tests.lmplz import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
 from w2vu.io.features import open_features, write_features  # noqa: E402
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg  # noqa: E402
-from w2vu.selftrain import hmm  # noqa: E402
+from w2vu.selftrain.hmm import align as hmm_align  # noqa: E402
+from w2vu.selftrain.hmm import decode as hmm_decode  # noqa: E402
+from w2vu.selftrain.hmm import model as hmm_model  # noqa: E402
+from w2vu.selftrain.hmm import train as hmm_train  # noqa: E402
 from w2vu.text.ngram import estimate_arpa  # noqa: E402
 
 PHONES = [f"p{i}" for i in range(30)]
@@ -54,7 +57,7 @@ def make_data(folder: Path, utterances: int, dim: int, seed: int) -> list[list[s
     return labels
 
 
-def per_frame_pass(model: hmm.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]
+def per_frame_pass(model: hmm_model.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]
                    ) -> float:
     """The examples' gmm-acc-stats-ali + gmm-est: a Python call per frame; returns seconds."""
     start = time.perf_counter()
@@ -72,11 +75,11 @@ def per_frame_pass(model: hmm.HmmModel, feats: list[np.ndarray], alis: list[np.n
     return time.perf_counter() - start
 
 
-def our_pass(model: hmm.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]) -> float:
+def our_pass(model: hmm_model.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]) -> float:
     """w2vu's accumulation (numpy per pdf) + the same update; returns seconds."""
     start = time.perf_counter()
     tid2pdf = np.asarray(model.trans_model.transition_id_to_pdf_array(), dtype=np.int64)
-    stats = hmm._Stats(model.am, model.trans_model, feats[0].shape[1])
+    stats = hmm_train._Stats(model.am, model.trans_model, feats[0].shape[1])
     stats.add(model.am, np.concatenate(feats), tid2pdf[np.concatenate(alis)],
               np.concatenate(alis))
     khg.mle_am_diag_gmm_update(config=khg.MleDiagGmmOptions(),
@@ -85,9 +88,9 @@ def our_pass(model: hmm.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray
     return time.perf_counter() - start
 
 
-def baseline_decode(model: hmm.HmmModel, folder: Path, weights: list[float]) -> float:
+def baseline_decode(model: hmm_model.HmmModel, folder: Path, weights: list[float]) -> float:
     """One DecodableAmDiagGmmScaled per utterance and weight (GMMs evaluated per weight)."""
-    from w2vu.selftrain.hmm_graph import build_hclg, decoding_lang
+    from w2vu.selftrain.hmm.graph import build_hclg, decoding_lang
 
     lang = decoding_lang(model.phones, folder / "lm.arpa")
     graph = build_hclg(lang, folder / "lm.arpa", model.trans_model, model.tree)
@@ -116,30 +119,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-hmm-") as tmp:
         folder = Path(tmp)
         labels = make_data(folder, args.utterances, args.dim, args.seed)
-        config = hmm.HmmConfig(delta_order=0, total_gaussians=300)
-        report = hmm.train_hmm(folder / "feats", folder / "labels.txt", folder / "dict.phn.txt",
-                               folder / "model.pkl", config, seed=args.seed)
+        config = hmm_model.HmmConfig(delta_order=0, total_gaussians=300)
+        report = hmm_train.train_hmm(folder / "feats", folder / "labels.txt",
+                                     folder / "dict.phn.txt", folder / "model.pkl", config,
+                                     seed=args.seed)
         frames = report.frames
         print(f"{args.utterances} utterances, {frames} frames, {args.dim}-d, "
               f"{report.num_gaussians} Gaussians; full training {sum(report.seconds_per_iter):.1f}"
               f" s over {config.num_iters} passes (median {np.median(report.seconds_per_iter):.3f}"
               " s per pass, realignment included)")
-        model = hmm.load_hmm(folder / "model.pkl")
+        model = hmm_model.load_hmm(folder / "model.pkl")
         features = open_features(folder / "feats")
         feats = [model.features(features[i]) for i in range(len(features))]
-        aligned = hmm.align_hmm(model, folder / "feats", labels)
+        aligned = hmm_align.align_hmm(model, folder / "feats", labels)
         phone_id = {p: i for i, p in enumerate(model.lang.phone_table)}
         # Transition ids of the alignment are not returned; realign through the private helper.
-        graphs = hmm._training_graphs(model.lang, model.trans_model, model.tree, labels, 0.5)
-        alis = [hmm._align(model.am, model.trans_model, g, x, 60.0, 120.0, config, "u")
-                for g, x in zip(graphs, feats)]
+        graphs = hmm_align.training_graphs(model.lang, model.trans_model, model.tree, labels, 0.5)
+        alis = [hmm_align.align_utterance(model.am, model.trans_model, g, x, 60.0, 120.0, config,
+                                          "u") for g, x in zip(graphs, feats)]
         assert all(a is not None for a in alis) and phone_id and aligned
         ours = min(our_pass(model, feats, alis) for _ in range(2))
         base = per_frame_pass(model, feats, alis)
         print(f"training pass (accumulate + update, fixed alignments): ours {ours:.3f} s, "
               f"per-frame baseline {base:.3f} s, speed-up x{base / ours:.1f}")
         start = time.perf_counter()
-        hmm.decode_hmm(model, folder / "feats", folder / "lm.arpa", args.weights, folder / "dec")
+        hmm_decode.decode_hmm(model, folder / "feats", folder / "lm.arpa", args.weights,
+                              folder / "dec")
         ours_dec = time.perf_counter() - start
         base_dec = baseline_decode(model, folder, args.weights)
         seconds = frames / 50.0

@@ -18,8 +18,8 @@ from w2vu.features.checkpoint import (
     load_fairseq_checkpoint,
     parse_conv_layers,
     read_architecture,
-    safe_load,
 )
+from w2vu.features.fairseq_pickle import safe_load
 
 
 @pytest.fixture(scope="module", autouse=True)

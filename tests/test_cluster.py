@@ -6,20 +6,16 @@ import numpy as np
 import pytest
 
 from w2vu.errors import W2vuError
-from w2vu.features.cluster import (
+from w2vu.features.backends import sample_frames
+from w2vu.features.kmeans import (
     KmeansConfig,
-    PcaFiles,
-    apply_pca,
     assign_clusters,
-    canonical_signs,
     fit_centroids,
     kmeans_plusplus,
     nearest_centroids,
-    pca_paths,
-    sample_frames,
     train_kmeans,
-    train_pca,
 )
+from w2vu.features.pca import PcaFiles, apply_pca, canonical_signs, pca_paths, train_pca
 from w2vu.io.features import (
     feature_paths,
     iter_unit_lines,

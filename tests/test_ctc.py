@@ -19,23 +19,21 @@ import torch
 from tests.phone_corpus import build_phone_corpus
 from tests.test_hmm import unpaired_phone_sentences
 from w2vu.errors import W2vuError
-from w2vu.gan.data import load_phone_dictionary
-from w2vu.gan.trainer import phone_error_rate
+from w2vu.eval.metrics import phone_error_rate
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.features import open_features, write_features
 from w2vu.selftrain.corrupt import corrupt_lines
-from w2vu.selftrain.ctc_model import CtcModelConfig, MaskConfig, load_ctc_model
-from w2vu.selftrain.ctc_rounds import judge_round, lm_relabel, read_decision, run_ctc_rounds
-from w2vu.selftrain.ctc_train import (
-    CHECKPOINT_LAST,
-    METRICS,
-    CtcConfig,
-    bucket_batches,
-    train_ctc,
-    transcribe_ctc,
-)
+from w2vu.selftrain.ctc.data import bucket_batches
+from w2vu.selftrain.ctc.fit import train_ctc
+from w2vu.selftrain.ctc.model import CtcModelConfig, MaskConfig
+from w2vu.selftrain.ctc.rounds import judge_round, lm_relabel, read_decision, run_ctc_rounds
+from w2vu.selftrain.ctc.steps import CtcConfig
+from w2vu.selftrain.ctc.transcribe import load_ctc_model, transcribe_ctc
 from w2vu.text.fst import build_graphs
 from w2vu.text.ngram import estimate_arpa
 from w2vu.text.phones import write_dictionary
+from w2vu.train.checkpoints import CHECKPOINT_LAST
+from w2vu.train.metrics_table import METRICS
 
 REPO = Path(__file__).resolve().parent.parent
 PHONES = ("a", "b", "c", "d", "e", "f", "g", "h")
@@ -165,9 +163,9 @@ KILLED_RUN = """
 import sys, time
 import torch
 torch.set_num_threads(1)
-from w2vu.selftrain import ctc_train
+from w2vu.selftrain.ctc import fit
 from tests.test_ctc import quick_config
-step, marker = ctc_train.train_step, sys.argv[5]
+step, marker = fit.train_step, sys.argv[5]
 count = [0]
 def slow_step(*args, **kwargs):
     out = step(*args, **kwargs)
@@ -176,9 +174,9 @@ def slow_step(*args, **kwargs):
         open(marker, "w").close()
         time.sleep(120)
     return out
-ctc_train.train_step = slow_step
-ctc_train.train_ctc(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], quick_config(), seed=5,
-                    device="cpu")
+fit.train_step = slow_step
+fit.train_ctc(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], quick_config(), seed=5,
+              device="cpu")
 """
 
 

@@ -14,10 +14,10 @@ import torch
 
 from tests.tiny_models import one_torch_thread, save_fairseq, save_hf, tiny_model
 from w2vu.errors import W2vuError
-from w2vu.eval.score import score_lines
+from w2vu.eval.metrics import score_lines
 from w2vu.io.features import open_features
 from w2vu.io.manifest import write_manifest
-from w2vu.selftrain.ctc_finetune import (
+from w2vu.selftrain.ctc.finetune import (
     REFERENCE_MASK,
     FinetuneSettings,
     ManifestAudio,
@@ -25,8 +25,7 @@ from w2vu.selftrain.ctc_finetune import (
     finetune_config,
     finetune_ctc,
 )
-from w2vu.selftrain.ctc_model import load_ctc_model
-from w2vu.selftrain.ctc_train import transcribe_ctc
+from w2vu.selftrain.ctc.transcribe import load_ctc_model, transcribe_ctc
 
 PHONES = ["a", "b", "c", "d"]
 TONES = {"a": 300.0, "b": 700.0, "c": 1300.0, "d": 2100.0}  # Hz, one per phone

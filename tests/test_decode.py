@@ -17,11 +17,12 @@ from tests.test_fst import LEXICON, PHONES, WORD_BIGRAMS, write_arpa
 from w2vu.decode.tune import choose, make_grid, read_choice, tune_decoding
 from w2vu.decode.wfst import DecodeOptions, decode_split, scaled_emissions
 from w2vu.errors import W2vuError
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.eval.unsupervised import lm_perplexity
-from w2vu.gan.trainer import load_phone_lm, phone_error_rate
 from w2vu.io.dictionary import read_fairseq_dict
 from w2vu.io.features import write_features
 from w2vu.io.tables import read_table
+from w2vu.text.arpa import load_phone_lm
 from w2vu.text.fst import build_graphs
 
 Frame = str | dict[str, float]

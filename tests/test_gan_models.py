@@ -26,8 +26,8 @@ from w2vu.gan.models import (
     DiscriminatorConfig,
     build_wav2vec_u,
     join_segment,
-    output_vocabulary,
 )
+from w2vu.io.dictionary import output_vocabulary
 
 V = 12
 

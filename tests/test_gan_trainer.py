@@ -11,29 +11,22 @@ import numpy as np
 import pytest
 import torch
 
+from w2vu.eval.metrics import edit_distance
 from w2vu.gan import trainer as trainer_mod
-from w2vu.gan.data import (
-    PAD_INDEX,
-    UNK_INDEX,
-    eval_batches,
-    load_phone_dictionary,
-    load_phone_text,
-    open_training_data,
-)
+from w2vu.gan.data import PAD_INDEX, eval_batches, load_phone_text, open_training_data
 from w2vu.gan.trainer import (
     CHECKPOINT_BEST,
-    CHECKPOINT_LAST,
     METRIC_COLUMNS,
-    METRICS,
     TrainConfig,
     TrainPaths,
     build_model,
-    edit_distance,
-    generate_ids,
     train,
-    unsupervised_metrics,
 )
+from w2vu.gan.validate import generate_ids, unsupervised_metrics
+from w2vu.io.dictionary import UNK_INDEX, load_phone_dictionary
 from w2vu.io.features import write_features, write_unit_lines
+from w2vu.train.checkpoints import CHECKPOINT_LAST
+from w2vu.train.metrics_table import METRICS
 
 PHONES = [f"p{i}" for i in range(11)]  # + <SIL> = 12 phones
 DIM = 20

@@ -12,20 +12,19 @@ import torch
 
 from tests.test_gan_trainer import DIM, LENGTHS, PHONES, _config, data  # noqa: F401 - fixture
 from w2vu.errors import W2vuError
+from w2vu.eval.metrics import Score, score_lines
 from w2vu.eval.probe import load_probe, probe_per, train_probe
 from w2vu.eval.score import (
     SCORE_COLUMNS,
-    Score,
     append_scores,
     most_frequent_phone,
     most_frequent_phone_baseline,
-    random_checkpoint,
     score_files,
-    score_lines,
 )
-from w2vu.gan.data import load_phone_dictionary
+from w2vu.gan.baseline import random_checkpoint
 from w2vu.gan.generate import generate, output_paths, viterbi
 from w2vu.gan.trainer import CHECKPOINT_BEST, TrainPaths, train
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.features import open_features, write_features
 
 # fairseq order: <s> <pad> </s> <unk> p0..p10 <SIL>  ->  p0 = 4, p1 = 5, <SIL> = 15

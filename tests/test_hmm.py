@@ -9,19 +9,14 @@ import numpy as np
 import pytest
 
 from w2vu.errors import W2vuError
-from w2vu.gan.trainer import phone_error_rate
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.io.features import write_features
 from w2vu.selftrain.corrupt import corrupt_lines
-from w2vu.selftrain.hmm import (
-    DecodeConfig,
-    HmmConfig,
-    add_deltas,
-    align_hmm,
-    decode_hmm,
-    load_hmm,
-    train_hmm,
-)
-from w2vu.selftrain.hmm_select import select_lm_weight
+from w2vu.selftrain.hmm.align import align_hmm
+from w2vu.selftrain.hmm.decode import DecodeConfig, decode_hmm
+from w2vu.selftrain.hmm.model import HmmConfig, add_deltas, load_hmm
+from w2vu.selftrain.hmm.train import train_hmm
+from w2vu.selftrain.hmm.tune import select_lm_weight
 from w2vu.text.ngram import estimate_arpa
 
 PHONES = ["a", "b", "c", "d", "e"]

@@ -12,12 +12,8 @@ import pytest
 
 from w2vu.errors import W2vuError
 from w2vu.io.features import write_features
-from w2vu.selftrain.kaldi_export import (
-    export_kaldi,
-    import_kaldi_text,
-    kaldi_io_module,
-    utt_id,
-)
+from w2vu.selftrain.kaldi_export import export_kaldi, kaldi_io_module, utt_id
+from w2vu.selftrain.kaldi_import import import_kaldi_text
 
 PHONES = ("AA", "B", "K", "IY")
 

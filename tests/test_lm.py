@@ -6,8 +6,8 @@ import pytest
 
 from tests.lmplz import LmplzUnavailable, lmplz_binary
 from w2vu.errors import W2vuError
+from w2vu.text.arpa import arpa_counts
 from w2vu.text.lm import build_lm
-from w2vu.text.ngram import arpa_counts
 
 PHONES = ["<SIL> h ə l oʊ <SIL> w ɜː l d <SIL>", "<SIL> ð ə k æ t <SIL>",
           "<SIL> h ə l oʊ <SIL> k æ t <SIL>", "<SIL> w ɜː l d <SIL> ð ə w ɜː l d <SIL>"] * 5

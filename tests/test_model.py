@@ -21,8 +21,8 @@ from w2vu.model import folder as layout
 from w2vu.model.export_hf import export_hf
 from w2vu.model.folder import ModelFolder, load_model
 from w2vu.model.transcribe import list_inputs
-from w2vu.selftrain.ctc_finetune import FinetunedCtc, ManifestAudio
-from w2vu.selftrain.ctc_train import transcribe_ctc
+from w2vu.selftrain.ctc.finetune import FinetunedCtc, ManifestAudio
+from w2vu.selftrain.ctc.transcribe import transcribe_ctc
 
 VOCAB = ["<s>", "<pad>", "</s>", "<unk>", "a", "b", "c", "d", "<SIL>"]
 RECIPE = {"audio": {"min_seconds": 0.5, "max_seconds": 120, "extensions": ["wav"], "vad": {},

@@ -24,13 +24,8 @@ from tests.lmplz import (
     source_sentences,
     word_sentences,
 )
-from w2vu.text.ngram import (
-    FALLBACK_DISCOUNTS,
-    ArpaModel,
-    DiscountError,
-    arpa_counts,
-    estimate_arpa,
-)
+from w2vu.text.arpa import ArpaModel, arpa_counts
+from w2vu.text.ngram import FALLBACK_DISCOUNTS, DiscountError, estimate_arpa
 
 try:
     import kenlm

@@ -10,7 +10,8 @@ import pytest
 
 from w2vu.errors import W2vuError
 from w2vu.gan.select import read_run_info, select_run, write_run_info
-from w2vu.gan.trainer import METRIC_COLUMNS, METRICS
+from w2vu.gan.trainer import METRIC_COLUMNS
+from w2vu.train.metrics_table import METRICS
 
 
 def _row(update: int, lm_ppl: float, usage: float, out_len: float,
@@ -140,12 +141,12 @@ def test_run_info_roundtrip(tmp_path: Path) -> None:
 
 def test_reads_trainer_written_metrics(tmp_path: Path) -> None:
     """The trainer's own writer (8 significant digits, inf/nan spelled out) round-trips."""
-    from w2vu.gan.trainer import write_metrics
+    from w2vu.train.metrics_table import write_metrics
 
     for name, rows in (("a", [_row(100, 9.0, 0.5, 4), _row(200, math.inf, 0.0, 0)]),
                        ("b", [_row(100, 8.0, 0.5, 4)])):
         run = tmp_path / name
-        write_metrics(run / METRICS, rows)
+        write_metrics(run / METRICS, METRIC_COLUMNS, rows, digits=8)
         write_run_info(run, {"code_penalty": 2, "gradient_penalty": 1.5, "smoothness": 0.5,
                              "seed": 0})
     result = select_run([tmp_path / "a", tmp_path / "b"], tmp_path / "s.json", method="paper")

@@ -11,12 +11,13 @@ import pytest
 
 from tests.conftest import shared
 from w2vu.errors import W2vuError
+from w2vu.io.dictionary import SIL
 from w2vu.text import lexicon as lexicon_module
 from w2vu.text.encoding import check_utf8
 from w2vu.text.lexicon import MAX_WORD_CHARS, LexiconSettings, build_lexicon, read_lexicon
 from w2vu.text.normalize import NormalizeSettings, normalize_line, normalize_text
 from w2vu.text.phonemize import check_language, phonemize_words
-from w2vu.text.phones import SIL, PhoneSettings, build_phone_text
+from w2vu.text.phones import PhoneSettings, build_phone_text
 
 SAMPLES = {
     "en-us": "The cat sat on the mat. The dog sat on the log!\nA cat and a dog.\n",

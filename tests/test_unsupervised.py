@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.eval.unsupervised import lm_perplexity, unsupervised_score
-from w2vu.gan.trainer import phone_error_rate
 from w2vu.selftrain.corrupt import corrupt_lines
 
 

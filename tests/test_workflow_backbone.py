@@ -22,7 +22,7 @@ from tests.workflow_helpers import (
 )
 from w2vu.io.features import open_features
 from w2vu.io.manifest import read_manifest
-from w2vu.selftrain.ctc_finetune import FINETUNE_FORMAT
+from w2vu.selftrain.ctc.finetune import FINETUNE_FORMAT
 
 pytestmark = pytest.mark.slow
 SPLITS = ("train", "valid")

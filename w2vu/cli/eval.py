@@ -1,4 +1,4 @@
-"""Evaluation commands: baselines, the supervised probe, PER/WER scores."""
+"""Evaluation commands: the most-frequent-phone baseline, the supervised probe, PER/WER scores."""
 
 from __future__ import annotations
 
@@ -29,24 +29,6 @@ def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
         log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
 
     bracketing(a, "baseline-frequent-phone", [a.out], [], run)
-
-
-def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dictionary", required=True, type=Path)
-    p.add_argument("--features", required=True, help="feature prefix (gives the input size)")
-    p.add_argument("--variant", type=int, choices=(1, 2), default=1)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", required=True, type=Path)
-    note_failure(p)
-
-
-@COMMANDS("baseline-random-checkpoint", _baseline_random_checkpoint_arguments,
-          "baseline: a GAN checkpoint with seeded random weights")
-def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
-    from w2vu.eval.score import random_checkpoint
-
-    bracketing(a, "baseline-random-checkpoint", [a.out], [],
-               lambda: random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed))
 
 
 def _probe_train_arguments(p: argparse.ArgumentParser) -> None:

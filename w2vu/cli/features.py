@@ -32,7 +32,7 @@ def _backbone(a: argparse.Namespace):
 
 
 def _kmeans_config(a: argparse.Namespace):
-    from w2vu.features.cluster import KmeansConfig
+    from w2vu.features.kmeans import KmeansConfig
 
     return KmeansConfig(n_clusters=a.clusters, niter=a.niter, nredo=a.nredo,
                         sample_fraction=a.sample_fraction, seed=a.seed, init=a.init,
@@ -105,7 +105,7 @@ def _kmeans_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("kmeans", _kmeans_arguments, "k-means centroids of train features (faiss)")
 def cmd_kmeans(a: argparse.Namespace) -> None:
-    from w2vu.features.cluster import train_kmeans
+    from w2vu.features.kmeans import train_kmeans
 
     train_kmeans(a.features, a.out, _kmeans_config(a))
 
@@ -119,7 +119,7 @@ def _assign_clusters_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("assign-clusters", _assign_clusters_arguments, "nearest centroid per frame (.src)")
 def cmd_assign_clusters(a: argparse.Namespace) -> None:
-    from w2vu.features.cluster import assign_clusters
+    from w2vu.features.kmeans import assign_clusters
 
     assign_clusters(a.features, a.centroids, a.out, backend=a.backend, device=a.device,
                     threads=a.threads)
@@ -135,7 +135,7 @@ def _pca_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("pca", _pca_arguments, "learn PCA (x @ A + b) on train features")
 def cmd_pca(a: argparse.Namespace) -> None:
-    from w2vu.features.cluster import train_pca
+    from w2vu.features.pca import train_pca
 
     train_pca(a.features, a.out_dir, a.dim, backend=a.backend, threads=a.threads)
 
@@ -150,7 +150,7 @@ def _apply_pca_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("apply-pca", _apply_pca_arguments, "apply a learnt PCA to a split's features")
 def cmd_apply_pca(a: argparse.Namespace) -> None:
-    from w2vu.features.cluster import apply_pca, pca_paths
+    from w2vu.features.pca import apply_pca, pca_paths
 
     apply_pca(a.features, pca_paths(a.pca_dir, a.dim), a.out_prefix, threads=a.threads)
 

@@ -1,4 +1,5 @@
-"""GAN commands: train one run, select a run of a sweep, generate transcripts."""
+"""GAN commands: train one run, select a run of a sweep, generate transcripts, the untrained
+baseline."""
 
 from __future__ import annotations
 
@@ -141,6 +142,24 @@ def cmd_gan_generate(a: argparse.Namespace) -> None:
     # The random-generator baseline: its checkpoint may be a failure note (--note-failure).
     outputs = [a.out_dir / f"{a.split}.txt", a.out_dir / f"{a.split}_units.txt"]
     bracketing(a, "gan-generate", outputs, [checkpoint], run)
+
+
+def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dictionary", required=True, type=Path)
+    p.add_argument("--features", required=True, help="feature prefix (gives the input size)")
+    p.add_argument("--variant", type=int, choices=(1, 2), default=1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, type=Path)
+    note_failure(p)
+
+
+@COMMANDS("baseline-random-checkpoint", _baseline_random_checkpoint_arguments,
+          "baseline: a GAN checkpoint with seeded random weights")
+def cmd_baseline_random_checkpoint(a: argparse.Namespace) -> None:
+    from w2vu.gan.baseline import random_checkpoint
+
+    bracketing(a, "baseline-random-checkpoint", [a.out], [],
+               lambda: random_checkpoint(a.out, a.dictionary, a.features, a.variant, a.seed))
 
 
 def _known_answer_arguments(p: argparse.ArgumentParser) -> None:

@@ -36,7 +36,8 @@ def _hmm_train_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("hmm-train", _hmm_train_arguments,
           "monophone GMM-HMM self-training on pseudo-labels (kaldi-hmm-gmm)")
 def cmd_hmm_train(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.hmm import HmmConfig, train_hmm
+    from w2vu.selftrain.hmm.model import HmmConfig
+    from w2vu.selftrain.hmm.train import train_hmm
 
     config = HmmConfig(num_iters=a.iters, total_gaussians=a.gaussians,
                        delta_order=a.delta_order, max_utterances=a.max_utterances)
@@ -58,8 +59,8 @@ def _hmm_tune_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("hmm-tune", _hmm_tune_arguments,
           "decode at every LM weight and choose one by the unsupervised score")
 def cmd_hmm_tune(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.hmm import decode_hmm
-    from w2vu.selftrain.hmm_select import select_lm_weight
+    from w2vu.selftrain.hmm.decode import decode_hmm
+    from w2vu.selftrain.hmm.tune import select_lm_weight
 
     transcripts = decode_hmm(a.model, a.features, a.lm, a.lm_weights, a.out_tsv.parent)
     chosen = select_lm_weight(transcripts, a.labels, a.lm, a.out_tsv, a.min_error)
@@ -74,8 +75,8 @@ def _hmm_decode_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("hmm-decode", _hmm_decode_arguments, "decode a split at the chosen LM weight")
 def cmd_hmm_decode(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.hmm import HmmDecoder
-    from w2vu.selftrain.hmm_select import decode_chosen_weight
+    from w2vu.selftrain.hmm.decode import HmmDecoder
+    from w2vu.selftrain.hmm.tune import decode_chosen_weight
 
     weight = decode_chosen_weight(HmmDecoder(a.model, a.lm), a.tuning, a.features, a.out)
     log.info("hmm-decode: %s at LM weight %g", a.out, weight)
@@ -110,7 +111,7 @@ def _import_kaldi_arguments(p: argparse.ArgumentParser) -> None:
           "Kaldi decoded phones (a `text` file) back as a w2vu transcript")
 def cmd_import_kaldi(a: argparse.Namespace) -> None:
     from w2vu.io.features import open_features
-    from w2vu.selftrain.kaldi_export import import_kaldi_text
+    from w2vu.selftrain.kaldi_import import import_kaldi_text
 
     report = import_kaldi_text(a.text, len(open_features(a.features)), a.out, a.dictionary)
     log.info("import-kaldi: %d lines, %d from Kaldi, %d missing", report.lines,
@@ -143,7 +144,8 @@ def _ctc_train_arguments(p: argparse.ArgumentParser) -> None:
                 " the small encoder on --features, or the backbone --init fine-tuned on the "
                 "audio of --manifest")
 def cmd_ctc_train(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_train import CtcConfig, train_ctc
+    from w2vu.selftrain.ctc.fit import train_ctc
+    from w2vu.selftrain.ctc.steps import CtcConfig
 
     if a.init is None:
         if a.features is None:
@@ -155,7 +157,7 @@ def cmd_ctc_train(a: argparse.Namespace) -> None:
                   threads=a.threads, restart_on_change=True)
         return
     from w2vu.audio import SAMPLE_RATE
-    from w2vu.selftrain.ctc_finetune import finetune_config, finetune_ctc
+    from w2vu.selftrain.ctc.finetune import finetune_config, finetune_ctc
 
     if a.manifest is None:
         raise W2vuError("ctc-train --init fine-tunes the backbone on the audio: pass the "
@@ -184,10 +186,10 @@ def _ctc_transcribe_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("ctc-transcribe", _ctc_transcribe_arguments, "CTC transcripts of a split")
 def cmd_ctc_transcribe(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_rounds import transcribe_round
+    from w2vu.selftrain.ctc.rounds import transcribe_round
 
     if a.manifest is not None:
-        from w2vu.selftrain.ctc_finetune import ManifestAudio
+        from w2vu.selftrain.ctc.finetune import ManifestAudio
 
         source = ManifestAudio(a.manifest)
     else:
@@ -211,7 +213,7 @@ def _ctc_judge_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("ctc-judge", _ctc_judge_arguments,
           "keep a self-training round only when the unsupervised score improves")
 def cmd_ctc_judge(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_rounds import judge_round
+    from w2vu.selftrain.ctc.rounds import judge_round
 
     decision = judge_round(a.round, a.labels, a.transcripts, a.lm, a.out, a.previous)
     log.info("ctc round %d: score %.4f (ppl %.2f, error %.4f): %s; best round so far %s",
@@ -231,7 +233,7 @@ def _ctc_best_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("ctc-best", _ctc_best_arguments, "the transcripts of the best kept round so far")
 def cmd_ctc_best(a: argparse.Namespace) -> None:
-    from w2vu.selftrain.ctc_rounds import read_decision
+    from w2vu.selftrain.ctc.rounds import read_decision
 
     best = read_decision(a.decision).best_round
     source = (a.fallback if not best  # none kept, or round 0: the input stage's output

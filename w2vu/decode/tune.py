@@ -33,15 +33,15 @@ from w2vu.decode.wfst import (
     check_compatible,
     decode_emissions,
     load_graph,
-    write_hypotheses,
 )
 from w2vu.errors import W2vuError
+from w2vu.eval.metrics import phone_error_rate
 from w2vu.eval.unsupervised import lm_perplexity, strip_tokens
-from w2vu.gan.trainer import PhoneLM, load_phone_lm, phone_error_rate
 from w2vu.io.atomic import write_text
 from w2vu.io.features import open_features
-from w2vu.io.lines import read_token_lines
+from w2vu.io.lines import read_token_lines, write_token_lines
 from w2vu.io.tables import write_table
+from w2vu.text.arpa import PhoneLM, load_phone_lm
 from w2vu.text.lexicon import read_lexicon
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def tune_decoding(emissions_prefix: str | os.PathLike, graph_dir: str | os.PathL
                "emissions": os.fspath(emissions_prefix)}
     write_text(out_json, json.dumps(summary, indent=2, allow_nan=True) + "\n")
     if out_txt is not None:
-        write_hypotheses(out_txt, best_hyps)
+        write_token_lines(out_txt, best_hyps)
     log.info("chose acoustic_scale %g, blank_weight %g (score %.4f) of %d grid points",
              best.options.acoustic_scale, best.options.blank_weight, best.score, len(points))
     return best.options

@@ -41,12 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from w2vu.errors import W2vuError
-from w2vu.io.atomic import atomic_path
-from w2vu.io.dictionary import SPECIALS
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.features import Features, open_features
+from w2vu.io.lines import write_token_lines
 from w2vu.kaldi_stack import kaldi_decoder, kaldifst
 from w2vu.logs import progress
-from w2vu.text.phones import SIL
 
 log = logging.getLogger(__name__)
 
@@ -271,13 +270,6 @@ def decode_emissions(graph: Graph, features: Features, options: DecodeOptions,
     return hyps
 
 
-def write_hypotheses(path: str | os.PathLike, hyps: Sequence[Sequence[str]]) -> None:
-    """One space-separated line per utterance (empty line for none), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for words in hyps:
-            f.write(" ".join(words) + "\n")
-
-
 def decode_split(emissions_prefix: str | os.PathLike, graph_dir: str | os.PathLike,
                  out_txt: str | os.PathLike, options: DecodeOptions | None = None,
                  threads: int = 1) -> list[list[str]]:
@@ -291,5 +283,5 @@ def decode_split(emissions_prefix: str | os.PathLike, graph_dir: str | os.PathLi
     graph = load_graph(graph_dir)
     check_compatible(graph, features, emissions_prefix, options)
     hyps = decode_emissions(graph, features, options, threads)
-    write_hypotheses(out_txt, hyps)
+    write_token_lines(out_txt, hyps)
     return hyps

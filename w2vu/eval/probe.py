@@ -9,20 +9,23 @@ features, the GAN cannot either, so the probe's PER bounds what the features all
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from w2vu.errors import W2vuError
-from w2vu.eval.score import PHONE_DROP, Score, read_lines, score_lines
-from w2vu.gan.data import NUM_SPECIALS, PhoneDictionary, load_phone_dictionary, pad_features
-from w2vu.io.atomic import atomic_path
+from w2vu.eval.metrics import Score, score_lines
+from w2vu.eval.score import PHONE_DROP, read_lines
+from w2vu.io.dictionary import PhoneDictionary, load_phone_dictionary
 from w2vu.io.features import Features, open_features
+from w2vu.io.lines import write_token_lines
 from w2vu.io.torch_files import load_torch_file
-from w2vu.selftrain.ctc_train import ctc_steps
-
-BLANK = 0  # fairseq "<s>" doubles as the CTC blank, as in the reference's CTC setups
+from w2vu.train.batches import pad_features
+from w2vu.train.checkpoints import save_atomically
+from w2vu.train.ctc import BLANK_INDEX, ctc_steps, greedy_ids
+from w2vu.train.runtime import resolve_device
 
 
 def _targets(refs: list[list[str]], dictionary: PhoneDictionary) -> list[np.ndarray]:
@@ -62,18 +65,19 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
                         "their phones need (mean-pooled wav2vec-U features get longer with "
                         "more features.clusters)")
     gen = torch.Generator().manual_seed(seed)
+    dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        probe = nn.Linear(features.dim, len(phones)).to(device)
+        probe = nn.Linear(features.dim, len(phones)).to(dev)
     opt = torch.optim.Adam(probe.parameters(), lr=lr)
-    ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
+    ctc = nn.CTCLoss(blank=BLANK_INDEX, zero_infinity=True)
     probe.train()
     for _ in range(steps):
         pick = usable[torch.randint(len(usable), (min(batch_size, len(usable)),),
                                     generator=gen).numpy()]
         feats, mask = pad_features(features, pick)
-        logp = probe(feats.to(device)).log_softmax(-1).transpose(0, 1)  # T×B×V
-        tgt = torch.from_numpy(np.concatenate([targets[i] for i in pick])).to(device)
+        logp = probe(feats.to(dev)).log_softmax(-1).transpose(0, 1)  # T×B×V
+        tgt = torch.from_numpy(np.concatenate([targets[i] for i in pick])).to(dev)
         in_lens = (~mask).sum(1)
         tgt_lens = torch.tensor([len(targets[i]) for i in pick])
         loss = ctc(logp, tgt, in_lens, tgt_lens)
@@ -82,8 +86,8 @@ def train_probe(features_prefix: str | os.PathLike, phn: str | os.PathLike,
         opt.step()
     probe.eval().cpu()
     if out_path is not None:
-        with atomic_path(out_path) as tmp:
-            torch.save({"state": probe.state_dict(), "vocabulary": list(phones.symbols)}, tmp)
+        save_atomically({"state": probe.state_dict(), "vocabulary": list(phones.symbols)},
+                        Path(out_path))
     return probe
 
 
@@ -110,11 +114,9 @@ def probe_decode(probe: nn.Linear, features: Features, dictionary: PhoneDictiona
     for start in range(0, len(features), batch_size):
         indices = np.arange(start, min(start + batch_size, len(features)))
         feats, mask = pad_features(features, indices)
-        preds = probe(feats).argmax(-1)
-        for row, pad in zip(preds, mask):
-            ids = row[~pad].unique_consecutive()
-            ids = ids[(ids >= NUM_SPECIALS) & (ids != sil)]
-            hyps.append([dictionary.symbols[i] for i in ids.tolist()])
+        logits = probe(feats)
+        for row, pad in zip(logits, mask):
+            hyps.append([dictionary.symbols[i] for i in greedy_ids(row[~pad], sil)])
     return hyps
 
 
@@ -129,6 +131,5 @@ def probe_per(probe: nn.Linear, features_prefix: str | os.PathLike, phn: str | o
     refs = _aligned_refs(features, phn, features_prefix)
     hyps = probe_decode(probe, features, phones)
     if out_path is not None:
-        with atomic_path(out_path) as tmp:
-            tmp.write_text("".join(" ".join(h) + "\n" for h in hyps), encoding="utf-8")
+        write_token_lines(out_path, hyps)
     return score_lines(hyps, refs, PHONE_DROP)

@@ -9,62 +9,24 @@ generator's hypotheses never contain them (§3.1-3.2).
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from w2vu.errors import W2vuError
-from w2vu.gan.data import SIL, load_phone_dictionary
-from w2vu.gan.models import FAIRSEQ_SPECIALS
-from w2vu.gan.trainer import TrainConfig, build_model, edit_distance, model_state, save_best
+from w2vu.eval.metrics import Score, score_lines
 from w2vu.io.atomic import atomic_path
-from w2vu.io.features import open_features
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.lines import read_token_lines
 
 SCORE_COLUMNS = ("stage", "split", "metric", "errors", "reference_tokens", "rate", "note")
-PHONE_DROP = frozenset((*FAIRSEQ_SPECIALS, SIL))
-
-
-@dataclass(frozen=True)
-class Score:
-    """One error-rate measurement."""
-
-    errors: int
-    ref_len: int
-    utterances: int  # scored (non-empty reference)
-    skipped: int  # empty reference lines
-
-    @property
-    def rate(self) -> float:
-        return self.errors / self.ref_len if self.ref_len else math.nan
+PHONE_DROP = frozenset((*SPECIALS, SIL))
 
 
 def read_lines(path: str | os.PathLike) -> list[list[str]]:
     """Token lists, one per line, of a stage's output or references."""
     return read_token_lines(path, "transcript", "run the step that writes it first")
-
-
-def score_lines(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]],
-                drop: frozenset[str] = frozenset()) -> Score:
-    """Edit distance over aligned token lists; ``drop`` tokens are removed from both sides."""
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    errors = length = scored = skipped = 0
-    for hyp, ref in zip(hyps, refs):
-        ref = [t for t in ref if t not in drop]
-        if not ref:
-            skipped += 1
-            continue
-        hyp = [t for t in hyp if t not in drop]
-        errors += edit_distance(hyp, ref)
-        length += len(ref)
-        scored += 1
-    return Score(errors, length, scored, skipped)
 
 
 def score_files(hyp_path: str | os.PathLike, ref_path: str | os.PathLike,
@@ -146,20 +108,3 @@ def most_frequent_phone_baseline(text_path: str | os.PathLike, ref_path: str | o
     count = len(read_lines(ref_path))
     write_constant_hypotheses(out_path, most_frequent_phone(text_path), count)
     return score_files(out_path, ref_path, "per")
-
-
-def random_checkpoint(path: str | os.PathLike, dictionary: str | os.PathLike,
-                      features_prefix: str | os.PathLike, variant: int = 1, seed: int = 1,
-                      **config: object) -> None:
-    """A ``best.pt`` holding a randomly initialised (seeded) model: the untrained baseline.
-
-    Written with the trainer's own ``save_best``, so :func:`w2vu.gan.generate.generate` reads it
-    like a trained one. ``config`` passes TrainConfig overrides (``target_dim``, ...).
-    """
-    phones = load_phone_dictionary(dictionary)
-    dim = open_features(features_prefix).dim
-    cfg = TrainConfig(variant=variant, seed=seed, device="cpu", **config)  # type: ignore[arg-type]
-    with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
-        torch.manual_seed(seed)
-        model = build_model(cfg, len(phones), dim)
-    save_best(Path(path), model_state(model), 0, {}, cfg, phones)

@@ -13,9 +13,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from w2vu.gan.trainer import PhoneLM, phone_error_rate
+from w2vu.eval.metrics import phone_error_rate
+from w2vu.io.dictionary import SIL
+from w2vu.text.arpa import PhoneLM
 
-STRIPPED = frozenset({"<SIL>", "<UNK>", "<unk>"})
+STRIPPED = frozenset({SIL, "<UNK>", "<unk>"})
 
 
 def strip_tokens(line: Sequence[str]) -> list[str]:

@@ -1,9 +1,6 @@
 """fairseq wav2vec 2.0 checkpoints (`.pt`) without fairseq, and without trusting the pickle.
 
-A fairseq checkpoint is a pickle: loading it the usual way runs whatever callable the file names.
-Here the unpickler resolves only what a checkpoint legitimately holds (containers, tensors,
-`argparse.Namespace`) and turns omegaconf/fairseq config objects into inert stand-ins that are read
-back as plain dicts, lists and strings. Anything else is refused before it can run.
+A fairseq checkpoint is a pickle; `fairseq_pickle.py` reads it without running anything it names.
 
 The architecture comes from the checkpoint's own config (`cfg['model']`, or `args` for checkpoints
 from before Hydra); the weights are renamed onto transformers' `Wav2Vec2Model`, so the rest of the
@@ -12,18 +9,11 @@ pipeline has one model implementation (see reference §7 for the key names and c
 
 from __future__ import annotations
 
-import _compat_pickle
-import argparse
 import ast
-import enum
-import io
 import json
 import logging
 import os
-import pickle
 import re
-import types
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from w2vu.errors import W2vuError
+from w2vu.features.fairseq_pickle import safe_load, to_plain
 from w2vu.io.atomic import atomic_dir
-from w2vu.io.torch_files import load_failure
 
 if TYPE_CHECKING:
     from transformers import Wav2Vec2Config, Wav2Vec2Model
@@ -41,194 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINETUNED_PREFIX = "w2v_encoder.w2v_model."
-
-# ---------------------------------------------------------------------------------------------
-# Restricted unpickling
-
-
-class _StandIn:
-    """Inert placeholder for a fairseq/omegaconf class: it records what the pickle gives it."""
-
-    _w2vu_name = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _StandIn:
-        obj = super().__new__(cls)
-        obj._w2vu_args = args
-        obj._w2vu_state = None
-        return obj
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
-            merged = dict(state[0] or {})
-            merged.update(state[1] or {})
-            state = merged
-        self._w2vu_state = state
-
-    def __class_getitem__(cls, item: Any) -> type[_StandIn]:  # typing.Dict[str, Any] etc.
-        return cls
-
-    def to_plain(self) -> Any:
-        """The content as plain Python: DictConfig → dict, ListConfig → list, node → value."""
-        state = self._w2vu_state if isinstance(self._w2vu_state, dict) else {}
-        if "_content" in state:
-            return to_plain(state["_content"])
-        if "_val" in state:
-            return to_plain(state["_val"])
-        if self._w2vu_args and not state:  # an enum member pickled as Class(value)
-            args = [to_plain(a) for a in self._w2vu_args]
-            return args[0] if len(args) == 1 else args
-        if state:  # a fairseq dataclass instance: its fields
-            return {k: to_plain(v) for k, v in state.items() if not str(k).startswith("_")}
-        return None
-
-
-_STANDIN_CLASSES: dict[str, type[_StandIn]] = {}
-
-
-def _standin_class(qualified: str) -> type[_StandIn]:
-    """One stand-in class per pickled name, so that isinstance checks stay cheap."""
-    if qualified not in _STANDIN_CLASSES:
-        name = qualified.rsplit(".", 1)[-1]
-        _STANDIN_CLASSES[qualified] = type(name, (_StandIn,), {"_w2vu_name": qualified})
-    return _STANDIN_CLASSES[qualified]
-
-
-def _typing_subscript(origin: Any, args: Any) -> Any:
-    """Stand-in for `operator.getitem` as pickled by `typing.Dict[str, Any]`: a type annotation."""
-    return _standin_class("typing.<subscripted>")
-
-
-# Modules whose classes are replaced by inert stand-ins (config objects, type annotations).
-_STANDIN_MODULES = ("omegaconf", "fairseq", "typing")
-
-_BUILTINS = frozenset({
-    "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "str", "int", "float",
-    "complex", "bool", "slice", "object", "range",
-})
-_NUMPY = {  # numpy scalars and arrays turn up in fairseq's extra_state (e.g. best loss)
-    ("numpy.core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "dtype"): ("numpy", "dtype"),
-    ("numpy", "ndarray"): ("numpy", "ndarray"),
-}
-_DTYPE_NAME = re.compile(r"^[A-Za-z0-9]+DType$")
-_OTHER = {
-    ("collections", "OrderedDict"), ("collections", "Counter"), ("collections", "defaultdict"),
-    ("argparse", "Namespace"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
-}
-
-
-def _torch_globals() -> dict[str, Any]:
-    """The tensor-rebuilding globals torch itself trusts for `weights_only` loading."""
-    try:
-        from torch import _weights_only_unpickler
-
-        return dict(_weights_only_unpickler._get_allowed_globals())
-    except (ImportError, AttributeError):  # a torch without the private helper: the essentials
-        import torch._utils as tu
-
-        names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
-                 "_rebuild_parameter_with_state")
-        found = {f"torch._utils.{n}": getattr(tu, n) for n in names if hasattr(tu, n)}
-        found.update({"torch.Size": torch.Size, "torch.device": torch.device})
-        return found
-
-
-class CheckpointUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only what a model checkpoint needs; refuses everything else."""
-
-    source = "<checkpoint>"
-    _allowed_torch: dict[str, Any] | None = None
-
-    def find_class(self, module: str, name: str) -> Any:
-        # protocol-2 pickles from Python 3 name builtins the Python 2 way (__builtin__.unicode)
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        elif module in _compat_pickle.IMPORT_MAPPING:
-            module = _compat_pickle.IMPORT_MAPPING[module]
-        qualified = f"{module}.{name}"
-        if module.split(".")[0] in _STANDIN_MODULES:
-            return _standin_class(qualified)
-        if module in ("operator", "_operator") and name == "getitem":
-            return _typing_subscript
-        if module == "builtins" and name in _BUILTINS:
-            return super().find_class(module, name)
-        if (module, name) in _OTHER:
-            return super().find_class(module, name)
-        if (module, name) in _NUMPY or (module == "numpy.dtypes" and _DTYPE_NAME.match(name)):
-            target = _NUMPY.get((module, name), (module, name))
-            return super().find_class(*target)
-        if module.split(".")[0] == "torch":
-            cls = type(self)
-            if cls._allowed_torch is None:
-                cls._allowed_torch = _torch_globals()
-            if qualified in cls._allowed_torch:
-                return cls._allowed_torch[qualified]
-        raise W2vuError(
-            f"refusing to load {self.source}: it asks to run {qualified}, which a checkpoint "
-            "never needs (the file is corrupt or malicious; get the model from its original "
-            "publisher)"
-        )
-
-
-def _restricted_pickle_module(source: str) -> types.ModuleType:
-    """A stand-in for the `pickle` module that `torch.load(pickle_module=...)` accepts."""
-
-    class _Unpickler(CheckpointUnpickler):
-        pass
-
-    _Unpickler.source = source
-    module = types.ModuleType("w2vu_checkpoint_pickle")
-    module.Unpickler = _Unpickler  # type: ignore[attr-defined]
-    module.load = lambda f, **kw: _Unpickler(f, **kw).load()  # type: ignore[attr-defined]
-    module.loads = lambda b, **kw: _Unpickler(io.BytesIO(b), **kw).load()  # type: ignore[attr-defined]
-    return module
-
-
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives would be handed to torch.jit.load, which runs their code."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in zf.namelist())
-
-
-def safe_load(path: str | os.PathLike) -> Any:
-    """Unpickle a torch checkpoint with the restricted unpickler (weights on the CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise W2vuError(f"{path}: no such checkpoint file (check the path in the config)")
-    if _is_torchscript(path):
-        raise W2vuError(f"refusing to load {path}: it is a TorchScript archive, not a fairseq "
-                        "checkpoint (pass the original fairseq .pt or a Hugging Face folder)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False,
-                          pickle_module=_restricted_pickle_module(str(path)))
-    except W2vuError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
-        raise W2vuError(f"{path}: not a readable torch checkpoint ({load_failure(e)}); "
-                        "re-download it") from e
-
-
-def to_plain(obj: Any) -> Any:
-    """Config objects (Namespace, stand-ins, enums, OrderedDicts) as plain dicts/lists/values."""
-    if isinstance(obj, _StandIn):
-        return obj.to_plain()
-    if isinstance(obj, argparse.Namespace):
-        return {k: to_plain(v) for k, v in vars(obj).items()}
-    if isinstance(obj, enum.Enum):
-        return to_plain(obj.value)
-    if isinstance(obj, Mapping):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, str) and obj == "???":  # omegaconf's MISSING
-        return None
-    return obj
-
 
 # ---------------------------------------------------------------------------------------------
 # Architecture

@@ -18,7 +18,8 @@ import os
 from dataclasses import replace
 
 from w2vu.errors import W2vuError
-from w2vu.features.cluster import Backend, KmeansConfig, assign_clusters, train_kmeans
+from w2vu.features.backends import Backend
+from w2vu.features.kmeans import KmeansConfig, assign_clusters, train_kmeans
 from w2vu.io.features import check_features
 from w2vu.io.manifest import read_manifest
 

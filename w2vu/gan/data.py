@@ -20,50 +20,15 @@ import numpy as np
 import torch
 
 from w2vu.errors import W2vuError
-from w2vu.gan.models import PAD_INDEX, output_vocabulary
-from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
-from w2vu.io.features import Features, FrameSource, iter_unit_lines, open_features
+from w2vu.gan.models import PAD_INDEX
+from w2vu.io.dictionary import PhoneDictionary, load_phone_dictionary
+from w2vu.io.features import Features, iter_unit_lines, open_features
 from w2vu.io.lines import read_token_lines
+from w2vu.train.batches import pad_features
 
 MIN_LENGTH = 3  # ExtractedFeaturesDataset(min_length=3)
 DEFAULT_BATCH_SIZE = 160
-UNK_INDEX = 3
-SIL = "<SIL>"
-NUM_SPECIALS = len(SPECIALS)
 AUX_PAD = -1  # aux_target padding, ignored by the mmi loss
-
-
-@dataclass(frozen=True)
-class PhoneDictionary:
-    """fairseq dictionary of the generator output: 4 specials, the file's phones, ``<SIL>`` last."""
-
-    symbols: tuple[str, ...]
-
-    @property
-    def index(self) -> dict[str, int]:
-        return {s: i for i, s in enumerate(self.symbols)}
-
-    def __len__(self) -> int:
-        return len(self.symbols)
-
-    @property
-    def num_symbols(self) -> int:
-        """Non-special symbols, ``<SIL>`` included (the denominator of vocabulary usage, §3.1)."""
-        return len(self.symbols) - NUM_SPECIALS
-
-    @property
-    def sil_index(self) -> int:
-        return self.symbols.index(SIL)
-
-    def encode(self, phones: Sequence[str]) -> np.ndarray:
-        """Ids of the phones; unknown ones become ``<unk>`` as fairseq's binarizer does."""
-        index = self.index
-        return np.array([index.get(p, UNK_INDEX) for p in phones], dtype=np.int64)
-
-
-def load_phone_dictionary(path: str | os.PathLike) -> PhoneDictionary:
-    """Read ``dict.phn.txt`` into fairseq order, with ``<SIL>`` last."""
-    return PhoneDictionary(tuple(output_vocabulary(read_fairseq_dict(path)[len(SPECIALS):])))
 
 
 @dataclass(frozen=True)
@@ -130,20 +95,6 @@ class Batch:
 
         return Batch(self.indices, self.features.to(device), self.padding_mask.to(device),
                      move(self.random_label), move(self.aux_target))
-
-
-def pad_features(features: FrameSource, indices: Sequence[int]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-padded B×T×D float32 features and their padding mask (at least one frame wide)."""
-    lengths = [int(features.lengths[i]) for i in indices]
-    width = max(max(lengths, default=0), 1)
-    out = torch.zeros(len(indices), width, features.dim)
-    mask = torch.ones(len(indices), width, dtype=torch.bool)
-    for row, (index, length) in enumerate(zip(indices, lengths)):
-        if length:
-            out[row, :length] = torch.from_numpy(np.array(features[index], dtype=np.float32))
-            mask[row, :length] = False
-    return out, mask
 
 
 def pad_sequences(rows: Sequence[np.ndarray], pad: int) -> torch.Tensor:

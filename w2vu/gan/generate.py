@@ -24,12 +24,15 @@ import numpy as np
 import torch
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import MIN_LENGTH, NUM_SPECIALS, PhoneDictionary, load_phone_dictionary
+from w2vu.gan.data import MIN_LENGTH
 from w2vu.gan.models import Wav2vecU
-from w2vu.gan.trainer import TrainConfig, build_model, hypothesis_ids, resolve_device
-from w2vu.io.atomic import atomic_path
+from w2vu.gan.trainer import TrainConfig, build_model
+from w2vu.gan.validate import hypothesis_ids
+from w2vu.io.dictionary import NUM_SPECIALS, PhoneDictionary, load_phone_dictionary
 from w2vu.io.features import Features, FeatureWriter, open_features
+from w2vu.io.lines import write_token_lines
 from w2vu.io.torch_files import load_torch_file
+from w2vu.train.runtime import resolve_device
 
 CONV_WEIGHT = "generator.proj.1.weight"
 
@@ -135,12 +138,6 @@ def run_generator(model: Wav2vecU, features: Features, dictionary: PhoneDictiona
     return out
 
 
-def _write_lines(path: Path, rows: list[list[str]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for row in rows:
-            f.write(" ".join(row) + "\n")
-
-
 def generate(checkpoint: str | os.PathLike, features_prefix: str | os.PathLike,
              dictionary: str | os.PathLike, out_dir: str | os.PathLike, split: str,
              variant: int | None = None, decode_stride: int | None = None,
@@ -166,10 +163,10 @@ def generate(checkpoint: str | os.PathLike, features_prefix: str | os.PathLike,
         set_decode_stride(model, decode_stride)
     hyps = run_generator(model, features, phones, resolve_device(device), write_emissions)
     paths = output_paths(out_dir, split)
-    _write_lines(paths["txt"], hyps.phones)
-    _write_lines(paths["units"], hyps.units)
+    write_token_lines(paths["txt"], hyps.phones)
+    write_token_lines(paths["units"], hyps.units)
     if write_frames:
-        _write_lines(paths["frames"], [[str(i) for i in f.tolist()] for f in hyps.frame_ids])
+        write_token_lines(paths["frames"], [[str(i) for i in f.tolist()] for f in hyps.frame_ids])
     if write_emissions:
         assert hyps.emissions is not None
         with FeatureWriter(paths["emissions"], dim=model.vocab_size) as writer:

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import SIL
 from w2vu.io.atomic import write_text
+from w2vu.io.dictionary import SIL
 from w2vu.io.features import FeatureWriter, write_unit_lines
 from w2vu.io.lines import read_token_lines
 from w2vu.text.ngram import estimate_arpa

@@ -12,19 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from w2vu.io.dictionary import SPECIALS
-
-FAIRSEQ_SPECIALS: tuple[str, ...] = SPECIALS
 PAD_INDEX = 1
-
-
-def output_vocabulary(phones: list[str]) -> list[str]:
-    """Generator output symbols in fairseq dictionary order: specials, phones, then ``<SIL>``.
-
-    ``phones`` is dict.phn.txt order; ``<SIL>`` is appended only when it is not already there.
-    """
-    body = [p for p in phones if p != "<SIL>"]
-    return [*FAIRSEQ_SPECIALS, *body, "<SIL>"]
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from w2vu.errors import W2vuError
-from w2vu.gan.trainer import METRICS
 from w2vu.io.atomic import write_text
+from w2vu.train.metrics_table import METRICS
 
 RUN_INFO = "run.json"
 RUN_INFO_FORMAT = "w2vu-gan-run/1"

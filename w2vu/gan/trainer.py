@@ -17,28 +17,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from w2vu.errors import W2vuError
-from w2vu.gan.data import (
-    MIN_LENGTH,
-    NUM_SPECIALS,
-    Batch,
-    PhoneDictionary,
-    TrainBatches,
-    eval_batches,
-    open_training_data,
-    read_phone_lines,
-)
+from w2vu.gan.data import Batch, TrainBatches, open_training_data, read_phone_lines
 from w2vu.gan.losses import (
     LossWeights,
     divide_gradients_by_sample_size,
@@ -55,18 +43,23 @@ from w2vu.gan.models import (
     w2vu2_configs,
     w2vu_configs,
 )
-from w2vu.io.atomic import atomic_path
-from w2vu.io.features import Features, open_features
-from w2vu.io.rolling import discard_if_other_run
-from w2vu.io.torch_files import load_torch_file
-from w2vu.text.ngram import ArpaModel
+from w2vu.gan.validate import Validator
+from w2vu.io.dictionary import PhoneDictionary
+from w2vu.io.features import open_features
+from w2vu.text.arpa import load_phone_lm
 from w2vu.train.adam import Adam
+from w2vu.train.checkpoints import (
+    CHECKPOINT_LAST,
+    discard_if_other_run,
+    load_rolling,
+    save_atomically,
+)
+from w2vu.train.metrics_table import METRICS, write_metrics
+from w2vu.train.runtime import capture_rng, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_LAST = "checkpoint_last.pt"
 CHECKPOINT_BEST = "best.pt"
-METRICS = "metrics.tsv"
 METRIC_COLUMNS = (
     "update", "d_loss", "g_loss", "grad_pen", "code_ppl", "vocab_usage", "lm_ppl",
     "out_len", "len_ratio", "weighted_lm_ppl", "per",
@@ -155,26 +148,6 @@ class Accumulator:
         return self.sums[name] / self.counts[name] if self.counts.get(name) else math.nan
 
 
-class PhoneLM(Protocol):
-    def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float: ...
-
-
-def load_phone_lm(path: str | os.PathLike) -> PhoneLM:
-    """kenlm when importable (as the reference), else the pure-Python ARPA scorer."""
-    try:
-        import kenlm  # type: ignore[import-not-found]
-    except ImportError:
-        return ArpaModel(path)
-    return kenlm.Model(os.fspath(path))
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def build_model(config: TrainConfig, vocab_size: int, input_dim: int) -> Wav2vecU:
     """The w2vu/w2vu2 model with the data's input size; key names are the reference's (§7)."""
     gen_cfg, disc_cfg = w2vu_configs() if config.variant == 1 else w2vu2_configs()
@@ -200,38 +173,6 @@ def build_optimizers(model: Wav2vecU, config: TrainConfig) -> dict[str, torch.op
                               lr=config.lr_discriminator, betas=config.betas, eps=config.eps,
                               weight_decay=config.weight_decay_discriminator),
     }
-
-
-# --------------------------------------------------------------------------- RNG state
-
-
-def capture_rng(model_rng: torch.Generator) -> dict[str, Any]:
-    """Every RNG the run touches, in a form ``torch.load(weights_only=True)`` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, state, gauss_py = random.getstate()
-    out: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "model": model_rng.get_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-                  "has_gauss": has_gauss, "gauss": gauss},
-        "python": {"version": version, "state": list(state), "gauss": gauss_py},
-    }
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def restore_rng(state: dict[str, Any], model_rng: torch.Generator) -> None:
-    """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(state["torch"])
-    model_rng.set_state(state["model"])
-    np_state = state["numpy"]
-    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["gauss"]))
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # --------------------------------------------------------------------------- one update
@@ -285,139 +226,12 @@ def record_update(acc: Accumulator, update: int, stats: dict[str, float]) -> Non
             acc.add("code_ppl", stats["code_ppl"])
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, start=1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
-
-
-def hypothesis_ids(logits: torch.Tensor, padding_mask: torch.Tensor, vocab_size: int,
-                   sil_index: int) -> list[list[int]]:
-    """§3.1 steps 1-2: argmax of the run-mean JOIN output, runs collapsed, specials/SIL dropped."""
-    preds = logits.argmax(-1).cpu()
-    mask = padding_mask.cpu()
-    out = []
-    for row, pad in zip(preds, mask):
-        ids = row[~pad].unique_consecutive()
-        keep = (ids >= NUM_SPECIALS) & (ids < vocab_size) & (ids != sil_index)
-        out.append(ids[keep].tolist())
-    return out
-
-
-@torch.inference_mode()
-def generate_ids(model: Wav2vecU, features: Features, device: torch.device,
-                 batch_size: int, sil_index: int) -> list[list[int]]:
-    """Hypothesis ids for EVERY utterance in order; < 3-frame ones are still decoded.
-
-    Under inference mode (no autograd bookkeeping at all): nothing made here meets a gradient.
-    """
-    model.eval()
-    hyps: list[list[int]] = []
-    for batch in eval_batches(features, batch_size):
-        batch = batch.to(device)
-        out = model.generate(batch.features, batch.padding_mask)
-        hyps.extend(hypothesis_ids(out["logits"].float(), out["padding_mask"], model.vocab_size,
-                                   sil_index))
-    return hyps
-
-
-def unsupervised_metrics(hyps: list[list[str]], lm: PhoneLM, num_symbols: int,
-                         text_len: float) -> dict[str, float]:
-    """§3.1: lm_ppl = 10^(−Σscore/(Σlen+N)), vocab usage over num_symbols, weighted_lm_ppl."""
-    seen = {p for h in hyps for p in h}
-    total_len = sum(len(h) for h in hyps)
-    score = sum(lm.score(" ".join(h)) for h in hyps)
-    lm_ppl = math.pow(10.0, -score / (total_len + len(hyps))) if hyps else math.inf
-    usage = len(seen) / num_symbols
-    weighted = lm_ppl / usage**2 if total_len > 0 else math.inf
-    out_len = total_len / max(len(hyps), 1)
-    return {"lm_ppl": lm_ppl, "vocab_usage": usage, "weighted_lm_ppl": weighted,
-            "out_len": out_len, "len_ratio": out_len / text_len if text_len else math.nan}
-
-
-def phone_error_rate(hyps: Iterable[Sequence[str]], refs: Iterable[Sequence[str]]) -> float:
-    """Σ edit distance / Σ reference length."""
-    errors = length = 0
-    for h, r in zip(hyps, refs):
-        errors += edit_distance(h, r)
-        length += len(r)
-    return errors / length if length else math.nan
-
-
-class Validator:
-    """Scores the model on the valid split; holds what does not change between validations."""
-
-    def __init__(self, features: Features, dictionary: PhoneDictionary, lm: PhoneLM,
-                 text_len: float, refs: list[list[str]] | None, batch_size: int) -> None:
-        self.features = features
-        self.dictionary = dictionary
-        self.lm = lm
-        self.text_len = text_len
-        self.batch_size = batch_size
-        self.scored = np.flatnonzero(features.lengths >= MIN_LENGTH)  # the reference's valid set
-        self.refs = None if refs is None else [_strip_ref(refs[i], dictionary)
-                                               for i in self.scored]
-        if refs is not None and len(refs) != len(features):
-            raise W2vuError(f"{len(refs)} reference lines for {len(features)} valid utterances")
-
-    def __call__(self, model: Wav2vecU, device: torch.device) -> dict[str, float]:
-        ids = generate_ids(model, self.features, device, self.batch_size,
-                           self.dictionary.sil_index)
-        symbols = self.dictionary.symbols
-        hyps = [[symbols[i] for i in ids[j]] for j in self.scored]
-        metrics = unsupervised_metrics(hyps, self.lm, self.dictionary.num_symbols, self.text_len)
-        metrics["per"] = phone_error_rate(hyps, self.refs) if self.refs is not None else math.nan
-        return metrics
-
-
-def _strip_ref(ref: list[str], dictionary: PhoneDictionary) -> list[str]:
-    """References lose specials and ``<SIL>`` like the hypotheses."""
-    specials = set(dictionary.symbols[:NUM_SPECIALS]) | {dictionary.symbols[-1]}
-    return [p for p in ref if p not in specials]
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 
 def model_state(model: Wav2vecU) -> dict[str, torch.Tensor]:
     """State dict on CPU with the reference key names."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def save_atomically(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary sibling, then rename: a crash never leaves a torn checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def remove_stray_temporaries(folder: Path) -> None:
-    """Temporaries of our own checkpoints left by a ``kill -9`` during a write."""
-    for name in (CHECKPOINT_LAST, CHECKPOINT_BEST, METRICS):
-        for stray in folder.glob(f".{name}.tmp-*"):
-            log.info("removing %s left by an interrupted write", stray)
-            stray.unlink(missing_ok=True)
-
-
-def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
-    """metrics.tsv rewritten whole from the checkpointed rows, so a resume never duplicates."""
-    lines = ["\t".join(METRIC_COLUMNS)]
-    for row in rows:
-        lines.append("\t".join(_fmt(row[c]) if c != "update" else str(int(row[c]))
-                               for c in METRIC_COLUMNS))
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _fmt(value: float) -> str:
-    return "nan" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.8g}")
 
 
 @dataclass
@@ -456,15 +270,10 @@ def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Opt
 def load_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
               config: TrainConfig, model_rng: torch.Generator) -> RunState:
     """Restore a rolling checkpoint written by :func:`save_last` (no arbitrary unpickling)."""
-    ckpt = load_torch_file(path, "checkpoint", "delete it to start over",
-                           "delete it to start the run over")
-    if ckpt["trajectory"] != config.trajectory():
-        raise W2vuError(f"{path} was written with other training settings "
-                        f"({ckpt['trajectory']}); delete it to start over")
+    ckpt = load_rolling(path, config.trajectory(), model_rng)
     model.load_state_dict(ckpt["model"])
     for name, opt in optimizers.items():
         opt.load_state_dict(ckpt["optimizer"][name])
-    restore_rng(ckpt["rng"], model_rng)
     acc = Accumulator(dict(ckpt["acc"]["sums"]), dict(ckpt["acc"]["counts"]))
     return RunState(ckpt["update"], ckpt["best"], list(ckpt["rows"]), acc, ckpt["best_model"],
                     dict(ckpt["best_row"]))
@@ -486,14 +295,6 @@ def save_best(path: Path, weights: dict[str, torch.Tensor], update: int,
 # --------------------------------------------------------------------------- the loop
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed the global RNGs (dropout uses torch's) and return the JOIN/penalty generator."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    return torch.Generator().manual_seed(seed + 1)
-
-
 def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
           checkpoint_dir: str | os.PathLike | None = None,
           restart_on_change: bool = False) -> dict[str, float]:
@@ -507,8 +308,6 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    remove_stray_temporaries(out)
-    remove_stray_temporaries(ckpt_dir)
     device = resolve_device(config.device)
     model_rng = seed_everything(config.seed)
 
@@ -533,7 +332,7 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
 def write_outputs(out: Path, state: RunState, config: TrainConfig,
                   dictionary: PhoneDictionary) -> None:
     """metrics.tsv and best.pt from the run state, so a finished run restores them too."""
-    write_metrics(out / METRICS, state.rows)
+    write_metrics(out / METRICS, METRIC_COLUMNS, state.rows, digits=8)
     if state.best_model is not None:
         save_best(out / CHECKPOINT_BEST, state.best_model, int(state.best_row["update"]),
                   state.best_row, config, dictionary)

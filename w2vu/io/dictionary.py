@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.lines import read_text_lines
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+NUM_SPECIALS = len(SPECIALS)
+UNK_INDEX = 3
+SIL = "<SIL>"  # the silence phone: last in the generator's output, a word of the phone LM
 
 
 def read_fairseq_dict(path: str | os.PathLike) -> list[str]:
@@ -39,3 +46,45 @@ def read_fairseq_dict(path: str | os.PathLike) -> list[str]:
     if len(symbols) == len(SPECIALS):
         raise W2vuError(f"{path}: the dictionary is empty; rebuild dict.phn.txt (stage phones)")
     return symbols
+
+
+def output_vocabulary(phones: list[str]) -> list[str]:
+    """Generator output symbols in fairseq dictionary order: specials, phones, then ``<SIL>``.
+
+    ``phones`` is dict.phn.txt order; ``<SIL>`` is appended only when it is not already there.
+    """
+    body = [p for p in phones if p != SIL]
+    return [*SPECIALS, *body, SIL]
+
+
+@dataclass(frozen=True)
+class PhoneDictionary:
+    """fairseq dictionary of the generator output: 4 specials, the file's phones, ``<SIL>`` last."""
+
+    symbols: tuple[str, ...]
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.symbols)}
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def num_symbols(self) -> int:
+        """Non-special symbols, ``<SIL>`` included (the denominator of vocabulary usage, §3.1)."""
+        return len(self.symbols) - NUM_SPECIALS
+
+    @property
+    def sil_index(self) -> int:
+        return self.symbols.index(SIL)
+
+    def encode(self, phones: Sequence[str]) -> np.ndarray:
+        """Ids of the phones; unknown ones become ``<unk>`` as fairseq's binarizer does."""
+        index = self.index
+        return np.array([index.get(p, UNK_INDEX) for p in phones], dtype=np.int64)
+
+
+def load_phone_dictionary(path: str | os.PathLike) -> PhoneDictionary:
+    """Read ``dict.phn.txt`` into fairseq order, with ``<SIL>`` last."""
+    return PhoneDictionary(tuple(output_vocabulary(read_fairseq_dict(path)[len(SPECIALS):])))

@@ -176,7 +176,7 @@ def read_lengths(path: str | os.PathLike) -> np.ndarray:
 
 class FrameSource(Protocol):
     """Utterances as arrays of frames [T_i, D]: a feature split, or audio read as 1-d frames
-    (``w2vu.selftrain.ctc_finetune.ManifestAudio``); what batching and CTC training read."""
+    (``w2vu.selftrain.ctc.finetune.ManifestAudio``); what batching and CTC training read."""
 
     @property
     def lengths(self) -> np.ndarray: ...

@@ -26,7 +26,7 @@ from w2vu.gan.generate import load_checkpoint
 from w2vu.io.atomic import atomic_dir
 from w2vu.io.tables import read_table
 from w2vu.model import folder as layout
-from w2vu.selftrain.ctc_rounds import read_decision
+from w2vu.selftrain.ctc.rounds import read_decision
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def assemble_model(files: RunFiles, recipe: dict[str, Any], config: dict[str, An
                 raise W2vuError(f"{source}: missing; rerun the workflow up to the `model` rule")
             link_or_copy(source, tmp / name)
         if choice.kind == "hmm":  # tens of seconds to build: once here, not per transcription
-            from w2vu.selftrain.hmm import HmmDecoder
+            from w2vu.selftrain.hmm.decode import HmmDecoder
 
             HmmDecoder(tmp / layout.HMM, tmp / layout.PHONE_LM).save_graph(tmp / layout.HMM_GRAPH)
         (tmp / layout.MODEL_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -52,7 +52,7 @@ def export_hf(model: ModelFolder, out: str | os.PathLike) -> Path:
         Wav2Vec2PhonemeCTCTokenizer,
     )
 
-    from w2vu.selftrain.ctc_train import load_ctc_model
+    from w2vu.selftrain.ctc.transcribe import load_ctc_model
 
     ctc, record = load_ctc_model(model.path(layout.CTC))
     vocabulary = list(record["vocabulary"])

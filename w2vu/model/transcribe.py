@@ -24,8 +24,9 @@ from w2vu.audio.trim import TrimParams, trim_shard
 from w2vu.audio.vad import VadParams, vad_shard
 from w2vu.decode.tune import read_choice
 from w2vu.decode.wfst import decode_split
-from w2vu.features.cluster import apply_pca, assign_clusters, pca_paths
 from w2vu.features.extract import BatchSettings, extract_shard
+from w2vu.features.kmeans import assign_clusters
+from w2vu.features.pca import apply_pca, pca_paths
 from w2vu.features.pool import mean_pool_features, merge_clusters
 from w2vu.gan.generate import generate
 from w2vu.io.lines import read_token_lines
@@ -206,8 +207,8 @@ class Transcriber:
         on_pca = recipe["selftrain"]["hmm_features"] == "pca"
         out = work / "phones.txt"
         if model.system == "hmm":
-            from w2vu.selftrain.hmm import HmmDecoder
-            from w2vu.selftrain.hmm_select import decode_chosen_weight
+            from w2vu.selftrain.hmm.decode import HmmDecoder
+            from w2vu.selftrain.hmm.tune import decode_chosen_weight
 
             if self._hmm is None:
                 graph = model.path(layout.HMM_GRAPH)
@@ -216,10 +217,10 @@ class Transcriber:
             features = self._pca(work) if on_pca else work / "layer"
             decode_chosen_weight(self._hmm, model.path(layout.HMM_TUNING), features, out)
         else:
-            from w2vu.selftrain.ctc_rounds import transcribe_round
+            from w2vu.selftrain.ctc.rounds import transcribe_round
 
             if recipe["selftrain"]["ctc_finetune"]:
-                from w2vu.selftrain.ctc_finetune import ManifestAudio
+                from w2vu.selftrain.ctc.finetune import ManifestAudio
 
                 source: object = ManifestAudio(manifest)
             else:

@@ -28,6 +28,7 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.io.features import iter_unit_lines
 from w2vu.io.manifest import read_manifest, read_vads
 from w2vu.io.rejects import NO_SPLIT
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # w2vu.audio.SAMPLE_RATE; the manifests' and .vads' unit
 # Symbols that are not phones: silence and fairseq's specials (as w2vu.eval.score.PHONE_DROP).
-NOT_PHONES = frozenset(("<SIL>", "<s>", "<pad>", "</s>", "<unk>"))
+NOT_PHONES = frozenset((SIL, *SPECIALS))
 GAN_PANELS = ("d_loss", "g_loss", "grad_pen", "code_ppl", "vocab_usage", "weighted_lm_ppl",
               "per")
 GAN_TITLES = {"d_loss": "discriminator loss", "g_loss": "generator loss",

@@ -1,7 +1,8 @@
-"""Kaldi interop for self-training (reference §4.1): export a data dir + dict dir, import labels.
+"""Kaldi interop for self-training (reference §4.1): export a data dir + dict dir (importing the
+decoded labels back: `kaldi_import.py`).
 
 Why: kaldi-hmm-gmm has no decision-tree building, so w2vu reproduces only the reference's
-monophone stage (`hmm.py`). A user with a full Kaldi install can run the reference's triphone
+monophone stage (`hmm/`). A user with a full Kaldi install can run the reference's triphone
 recipe (`train_subset_lgbeam.sh`: mono, tri1, tri2b, optionally tri3b) on w2vu's features and GAN
 pseudo-labels from an export, and bring the decoded labels back as the next self-training round.
 
@@ -30,7 +31,7 @@ their meaning even where utterances are left out:
   matrix); it comes back as an empty line on import;
 * an utterance with frames but an empty pseudo-label line stays in `feats.scp`, `utt2spk` and
   `spk2utt` (so Kaldi decodes it and the next round can label it) but is left out of `text`
-  (an empty transcript would train silence on speech; `hmm.py` leaves it out of training too).
+  (an empty transcript would train silence on speech; `hmm/train.py` leaves it out of training too).
   Kaldi's training scripts skip utterances without a transcript; `utils/split_data.sh` prints a
   line-count warning, which is expected. `utils/fix_data_dir.sh` would drop them from decoding.
 
@@ -64,18 +65,17 @@ from types import ModuleType
 import numpy as np
 
 from w2vu.errors import W2vuError
-from w2vu.io.atomic import atomic_dir, atomic_path
-from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
+from w2vu.io.atomic import atomic_dir
+from w2vu.io.dictionary import SIL, SPECIALS, read_fairseq_dict
 from w2vu.io.features import Features, feature_paths, open_features
 from w2vu.io.lines import read_text_lines
 
 log = logging.getLogger(__name__)
 
-SIL_SYMBOL = "<SIL>"  # w2vu's silence symbol (dict.phn.txt, phone LM)
 KALDI_SIL = "SIL"  # the reference's Kaldi silence phone, also a word of the lexicon
 KALDI_UNK = "<UNK>"  # the reference's OOV word, pronounced SIL
 RESERVED_KALDI_SYMBOLS = (KALDI_SIL, KALDI_UNK, "<eps>", "!SIL")
-STRIPPED_ON_IMPORT = frozenset({KALDI_SIL, SIL_SYMBOL, KALDI_UNK, "!SIL"})
+STRIPPED_ON_IMPORT = frozenset({KALDI_SIL, SIL, KALDI_UNK, "!SIL"})
 UTT_ID = re.compile(r"utt(\d{10})")
 FEATS_ARK = "feats.ark"
 
@@ -112,13 +112,13 @@ def kaldi_io_module() -> ModuleType:
 
 def kaldi_phones(dictionary: str | os.PathLike) -> list[str]:
     """Non-silence phones of a fairseq dictionary: its symbols without specials and `<SIL>`."""
-    phones = [s for s in read_fairseq_dict(dictionary) if s not in SPECIALS and s != SIL_SYMBOL]
+    phones = [s for s in read_fairseq_dict(dictionary) if s not in SPECIALS and s != SIL]
     clash = sorted(set(phones) & set(RESERVED_KALDI_SYMBOLS))
     if clash:
         raise W2vuError(f"{dictionary}: phones {clash} clash with the Kaldi lexicon's reserved "
                         f"symbols {list(RESERVED_KALDI_SYMBOLS)}; rename them in the dictionary")
     if not phones:
-        raise W2vuError(f"{dictionary}: no phones besides {SIL_SYMBOL} and the fairseq specials; "
+        raise W2vuError(f"{dictionary}: no phones besides {SIL} and the fairseq specials; "
                         "rebuild dict.phn.txt (stage phones)")
     return phones
 
@@ -137,7 +137,7 @@ def read_pseudo_labels(path: str | os.PathLike, phones: Sequence[str],
     labels = []
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
-        bad = sorted({t for t in tokens if t not in known and t != SIL_SYMBOL})
+        bad = sorted({t for t in tokens if t not in known and t != SIL})
         if bad:
             raise W2vuError(f"{path}:{number}: phones {bad} are not in the phone dictionary; "
                             "make the labels with the same dict.phn.txt")
@@ -153,7 +153,7 @@ def read_references(path: str | os.PathLike, features: Features) -> list[list[st
     if len(lines) != len(features):
         raise W2vuError(f"{path} has {len(lines)} lines but {features.prefix}.lengths lists "
                         f"{len(features)} utterances; pass the references of the same split")
-    return [[t for t in line.split() if t != SIL_SYMBOL] for line in lines]
+    return [[t for t in line.split() if t != SIL] for line in lines]
 
 
 # ------------------------------------------------------------------------------------- export
@@ -219,7 +219,7 @@ def _write_dict_dir(phones: Sequence[str], out: Path) -> None:
     (out / "optional_silence.txt").write_text(f"{KALDI_SIL}\n", encoding="utf-8")
     (out / "nonsilence_phones.txt").write_text("".join(f"{p}\n" for p in phones),
                                                encoding="utf-8")
-    lexicon = [(KALDI_SIL, KALDI_SIL), (SIL_SYMBOL, KALDI_SIL), (KALDI_UNK, KALDI_SIL),
+    lexicon = [(KALDI_SIL, KALDI_SIL), (SIL, KALDI_SIL), (KALDI_UNK, KALDI_SIL),
                *((p, p) for p in phones)]
     (out / "lexicon.txt").write_text(_table(lexicon), encoding="utf-8")
     (out / "extra_questions.txt").write_text(f"{KALDI_SIL}\n{' '.join(phones)}\n",
@@ -383,89 +383,10 @@ new work folder (the exports themselves stay untouched; data/ must be $W/data fo
 
 Importing the decoded labels as the next self-training round
 ------------------------------------------------------------
-  python -c "from w2vu.selftrain.kaldi_export import import_kaldi_text as f; \\
+  python -c "from w2vu.selftrain.kaldi_import import import_kaldi_text as f; \\
     f('$W/dec_data/train/text', {report.utterances}, 'train.txt')"
 
 writes one line per utterance in this export's order ({report.utterances} lines; utterances the
 Kaldi text lacks become empty lines), with SIL, <SIL>, !SIL and <UNK> dropped: a transcript that
 w2vu scores and uses as pseudo-labels like the GAN's.
 """
-
-
-# ------------------------------------------------------------------------------------- import
-
-@dataclass(frozen=True)
-class ImportReport:
-    """lines = from_kaldi + missing; `stripped` counts the silence/unknown tokens dropped."""
-
-    out_txt: Path
-    lines: int
-    from_kaldi: int
-    missing: int
-    stripped: int
-
-
-def _parse_kaldi_text(path: Path, num_utterances: int, phones: set[str] | None
-                      ) -> dict[int, list[str]]:
-    hyps: dict[int, list[str]] = {}
-    for number, line in enumerate(read_text_lines(path, "Kaldi text", "pass a Kaldi data dir's "
-                                              "text file (uttNNNNNNNNNN phones...)"), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        match = UTT_ID.fullmatch(fields[0])
-        where = f"{path}:{number}"
-        if match is None:
-            raise W2vuError(f"{where}: {fields[0]!r} is not an utterance id of a w2vu export "
-                            "(uttNNNNNNNNNN, 10 digits); import the text of a decode of that "
-                            "export")
-        index = int(match.group(1))
-        if index >= num_utterances:
-            raise W2vuError(f"{where}: {fields[0]} is beyond the split's {num_utterances} "
-                            "utterances; import it with the features it was exported from")
-        if index in hyps:
-            raise W2vuError(f"{where}: {fields[0]} occurs twice; the Kaldi text must list each "
-                            "utterance once")
-        tokens = fields[1:]
-        if phones is not None:
-            bad = sorted({t for t in tokens if t not in phones and t not in STRIPPED_ON_IMPORT})
-            if bad:
-                hint = (" (integer ids: map a .tra file with utils/int2sym.pl -f 2- "
-                        "lang/words.txt first)" if all(t.isdigit() for t in bad) else "")
-                raise W2vuError(f"{where}: words {bad[:10]} are not phones of the dictionary"
-                                f"{hint}; decode with the lang made from the same dictionary")
-        hyps[index] = tokens
-    return hyps
-
-
-def import_kaldi_text(kaldi_text: str | os.PathLike, num_utterances: int,
-                      out_txt: str | os.PathLike,
-                      dictionary: str | os.PathLike | None = None) -> ImportReport:
-    """Turn a Kaldi `text` of an export into a w2vu transcript (one line per utterance).
-
-    Missing utterances become empty lines; `SIL`, `<SIL>`, `!SIL` and `<UNK>` are dropped. With
-    `dictionary`, every other word must be one of its phones.
-    """
-    path = Path(kaldi_text)
-    if num_utterances < 0:
-        raise ValueError(f"num_utterances must be >= 0, got {num_utterances}")
-    phones = set(kaldi_phones(dictionary)) if dictionary is not None else None
-    hyps = _parse_kaldi_text(path, num_utterances, phones)
-    stripped = 0
-    lines = []
-    for index in range(num_utterances):
-        tokens = hyps.get(index, [])
-        kept = [t for t in tokens if t not in STRIPPED_ON_IMPORT]
-        stripped += len(tokens) - len(kept)
-        lines.append(" ".join(kept) + "\n")
-    with atomic_path(out_txt) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
-    report = ImportReport(out_txt=Path(out_txt), lines=num_utterances, from_kaldi=len(hyps),
-                          missing=num_utterances - len(hyps), stripped=stripped)
-    log.info("Kaldi import %s -> %s: %d lines = %d from Kaldi + %d missing (empty); %d "
-             "silence/unknown tokens dropped", path, out_txt, report.lines, report.from_kaldi,
-             report.missing, report.stripped)
-    if report.missing:
-        log.warning("Kaldi import %s: %d of %d utterances have no line there (written empty)",
-                    path, report.missing, num_utterances)
-    return report

@@ -32,10 +32,9 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
-from w2vu.io.dictionary import SPECIALS, read_fairseq_dict
+from w2vu.io.dictionary import SIL, SPECIALS, read_fairseq_dict
 from w2vu.kaldi_stack import pynini
 from w2vu.text.lexicon import read_lexicon
-from w2vu.text.phones import SIL
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
-from w2vu.text.ngram import arpa_counts, estimate_arpa
+from w2vu.text.arpa import arpa_counts
+from w2vu.text.ngram import estimate_arpa
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.dictionary import SIL
 from w2vu.text.lexicon import read_lexicon, write_lexicon
 
 log = logging.getLogger(__name__)
-SIL = "<SIL>"
 
 
 @dataclass(frozen=True)

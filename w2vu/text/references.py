@@ -17,10 +17,10 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import write_text
+from w2vu.io.dictionary import SIL
 from w2vu.io.lines import read_token_lines
 from w2vu.text.lexicon import LexiconSettings, cache_file, pronunciations, read_lexicon
 from w2vu.text.normalize import normalize_line
-from w2vu.text.phones import SIL
 
 log = logging.getLogger(__name__)
 MAX_UNKNOWN = 0.01  # share of given phone tokens outside the inventory that stops the step

@@ -1,5 +1,5 @@
 # Report figures for `snakemake --report report.html`: one rule per figure, per language. Which
-# figures a config makes is decided by report_targets() in common.smk (no cluster usage without
+# figures a config makes is decided by report_targets() in common/report.smk (no cluster usage without
 # the wav2vec-U 1.0 inputs, no error rates without references and scores, generated phones only
 # where the workflow makes transcripts). Figures are cheap: they run on the local machine.
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from w2vu.errors import W2vuError
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.kaldi_stack import kaldifst, kaldilm
 
-SIL = "<SIL>"  # the silence phone, and the word the phone LM uses for it
 UNK_WORDS = ("<unk>", "<UNK>")  # LM words that the reference's lexicon maps to silence
-SPECIAL_DICT_SYMBOLS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq specials, not phones
 EPS = "<eps>"
 
 
@@ -66,7 +65,7 @@ class Lang:
 
 def dictionary_phones(symbols: Sequence[str]) -> list[str]:
     """The HMM's non-silence phones: fairseq dictionary symbols without specials and `<SIL>`."""
-    return [s for s in symbols if s not in SPECIAL_DICT_SYMBOLS and s != SIL]
+    return [s for s in symbols if s not in SPECIALS and s != SIL]
 
 
 def make_lang(phones: Sequence[str], extra_words: Sequence[str] = ()) -> Lang:

@@ -28,11 +28,13 @@ from pathlib import Path
 from w2vu.decode.wfst import DecodeOptions, decode_split
 from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
-from w2vu.gan.trainer import load_phone_lm
 from w2vu.io.atomic import write_text
 from w2vu.io.features import FrameSource
 from w2vu.io.lines import read_token_lines
-from w2vu.selftrain.ctc_train import CtcConfig, train_ctc, transcribe_ctc
+from w2vu.selftrain.ctc.fit import train_ctc
+from w2vu.selftrain.ctc.steps import CtcConfig
+from w2vu.selftrain.ctc.transcribe import transcribe_ctc
+from w2vu.text.arpa import load_phone_lm
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,13 @@ like every other self-training round, rather than the reference's letters, so th
 the same LM decoding and unsupervised judging. The schedule is a linear warm-up over 10% of the
 updates then cosine decay to 5% (the reference's tri-stage 10/40/50 has the same ends).
 
-Training, validation, checkpoints and bit-exact resume are :func:`w2vu.selftrain.ctc_train.fit_ctc`
-'s; this module supplies the audio (:class:`ManifestAudio`, read from disk batch by batch, so
-memory does not grow with the corpus) and the model (:class:`FinetunedCtc`). Time masks come from
-the trainer's seeded generator; channel masks are transformers' own (NumPy's global RNG, which
-the checkpoint saves and restores). bf16 autocast applies on CUDA only; on the CPU it all runs in
-float32, slowly: a real backbone wants a GPU (``selftrain.gpu``).
+Training, validation, checkpoints and bit-exact resume are
+:func:`w2vu.selftrain.ctc.fit.fit_ctc`'s; this module supplies the audio (:class:`ManifestAudio`,
+read from disk batch by batch, so memory does not grow with the corpus) and the model
+(:class:`FinetunedCtc`). Time masks come from the trainer's seeded generator; channel masks are
+transformers' own (NumPy's global RNG, which the checkpoint saves and restores). bf16 autocast
+applies on CUDA only; on the CPU it all runs in float32, slowly: a real backbone wants a GPU
+(``selftrain.gpu``).
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from w2vu.audio import SAMPLE_RATE
 from w2vu.errors import W2vuError
 from w2vu.features.backbone import NORM_EPS, load_ssl_model, padding_is_exact
 from w2vu.features.extract import read_wave
-from w2vu.gan.data import load_phone_dictionary
+from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.manifest import read_manifest
-from w2vu.selftrain.ctc_model import CtcModule, MaskConfig, span_starts
-from w2vu.selftrain.ctc_train import CtcConfig, LabelSource, fit_ctc
+from w2vu.selftrain.ctc.data import LabelSource
+from w2vu.selftrain.ctc.fit import fit_ctc
+from w2vu.selftrain.ctc.model import CtcModule, MaskConfig, span_starts
+from w2vu.selftrain.ctc.steps import CtcConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -243,7 +246,7 @@ def finetune_ctc(manifest: str | os.PathLike, labels_txt: str | os.PathLike,
                  stop_after: int | None = None, threads: int | None = None,
                  restart_on_change: bool = False) -> Path | None:
     """Fine-tune the backbone ``init`` with CTC on the manifest's audio and its line-aligned
-    pseudo-labels; outputs, resume and ``stop_after`` as :func:`w2vu.selftrain.ctc_train.fit_ctc`.
+    pseudo-labels; outputs, resume and ``stop_after`` as :func:`w2vu.selftrain.ctc.fit.fit_ctc`.
     """
     config = config or finetune_config()
     settings = settings or FinetuneSettings()

@@ -16,16 +16,13 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from w2vu.errors import W2vuError
 from w2vu.eval.unsupervised import unsupervised_score
-from w2vu.gan.trainer import load_phone_lm
 from w2vu.io.lines import read_token_lines
 from w2vu.io.tables import read_table, write_table
-
-if TYPE_CHECKING:
-    from w2vu.selftrain.hmm import HmmDecoder
+from w2vu.selftrain.hmm.decode import HmmDecoder
+from w2vu.text.arpa import load_phone_lm
 
 COLUMNS = ("lm_weight", "lm_ppl", "ln_ppl", "error_rate", "score", "chosen")
 

@@ -2,11 +2,11 @@
 MFCC), and :class:`CtcModule`, what every CTC model gives the trainer.
 
 The reference's last self-training stage fine-tunes the whole wav2vec 2.0 model with CTC (§4.2);
-that needs a GPU and the audio (``w2vu.selftrain.ctc_finetune``, used when a backbone is
+that needs a GPU and the audio (``w2vu.selftrain.ctc.finetune``, used when a backbone is
 configured). This model is a small pre-LN transformer encoder on the 50 Hz features the GAN
 already uses, which runs on a laptop CPU. On its own its greedy
 transcripts of a few minutes of speech are about as good as the noisy pseudo-labels it learned
-from; its emissions decoded with a phone LM (``w2vu.selftrain.ctc_rounds.lm_relabel``, the WFST
+from; its emissions decoded with a phone LM (``w2vu.selftrain.ctc.rounds.lm_relabel``, the WFST
 decoder over a phone graph) are clearly better: 6 minutes with labels at 32% PER give 22% (greedy
 32%), see tests/test_ctc.py and bench/selftrain_ctc.py.
 
@@ -31,17 +31,14 @@ from __future__ import annotations
 
 import abc
 import math
-import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from w2vu.errors import W2vuError
-from w2vu.io.torch_files import load_torch_file
 
-BLANK_INDEX = 0  # fairseq <s>, the CTC blank of the reference's decoders
 MODEL_FORMAT = "w2vu-ctc-1"
 
 
@@ -276,28 +273,3 @@ def _span_count(prob: float, length: int, span: int, generator: torch.Generator 
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters (for the log)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def load_ctc_model(path: str | os.PathLike) -> tuple[CtcModule, dict[str, Any]]:
-    """Rebuild a model written by the CTC trainer (the small encoder or a fine-tuned backbone);
-    a missing or foreign file names the fix.
-
-    Loaded with ``weights_only=True``: a model file is never unpickled with arbitrary code.
-    """
-    ckpt = load_torch_file(path, "CTC model", "run the CTC training step first",
-                           "delete it and retrain")
-    kind = ckpt.get("format") if isinstance(ckpt, dict) else None
-    if kind == MODEL_FORMAT:
-        known = {f.name for f in fields(CtcModelConfig)}
-        config = CtcModelConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
-        model: CtcModule = CtcEncoder(config, int(ckpt["input_dim"]), len(ckpt["vocabulary"]))
-        model.load_state_dict(ckpt["model"])
-    else:
-        from w2vu.selftrain.ctc_finetune import FINETUNE_FORMAT, FinetunedCtc
-
-        if kind != FINETUNE_FORMAT:
-            raise W2vuError(f"{path}: not a w2vu CTC model (expected format {MODEL_FORMAT} or "
-                            f"{FINETUNE_FORMAT}); use the model.pt written by the CTC training "
-                            "step")
-        model = FinetunedCtc.from_record(ckpt)
-    return model.eval(), ckpt

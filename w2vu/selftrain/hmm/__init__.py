@@ -1,0 +1,1 @@
+"""HMM self-training: the lang and graphs, the model, alignment, training, decoding, tuning."""
