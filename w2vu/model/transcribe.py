@@ -109,7 +109,7 @@ class Transcriber:
         self.model = model
         self.options = options
         self.backbone, self.raw_backbone = _backbones(model, options.device)
-        self._hmm = None  # the HMM with its HCLG, built at the first batch and kept
+        self._hmm = None  # the HMM with its HCLG, loaded at the first batch and kept
 
     def run(self, paths: Sequence[str], work: Path) -> list[Transcript]:
         """Transcribe `paths` in the scratch folder `work`; one result per path, in order."""

@@ -16,6 +16,8 @@ rule model:
         system=model_system(),
     log:
         "logs/{lang}/model.log",
+    benchmark:
+        "benchmarks/{lang}/model.tsv"
     conda:
         "../../envs/kaldi.yaml"
     shell:
