@@ -48,7 +48,7 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
     after_gan = {"gan_train": 1, "gan_select": 1, "gan_generate": 2, "wfst_tune": 1,
                  "wfst_decode": 2, "hmm_train": 1, "hmm_tune": 1, "hmm_decode": 2, "ctc_train": 1,
                  "ctc_transcribe": 2, "ctc_baseline": 1, "ctc_judge": 1, "ctc_final": 2,
-                 "report_gan_training": 1, "report_phone_frequencies": 1, "all": 1}
+                 "report_gan_training": 1, "report_phone_frequencies": 1, "model": 1, "all": 1}
     assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
                                     **features, **after_gan, "report_speech_ratio": 1,
                                     "report_utterance_lengths": 1, "report_cluster_usage": 1}
@@ -60,7 +60,7 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
     # The word LM feeds only the word graphs and WFST decoding; self-training uses phone LMs.
     write_config(corpus, language, text={"min_phones": 1, "word_lm_prune": [0, 0, 1]})
     assert planned_jobs(corpus) == {"word_lm": 1, "graphs": 2, "wfst_tune": 1, "wfst_decode": 2,
-                                    "all": 1}
+                                    "model": 1, "all": 1}
     # The PCA features the HMM and CTC read do not depend on the cluster count.
     write_config(corpus, language, features={"clusters": 6, "km_clusters": 4})
     assert planned_jobs(corpus) == {"kmeans": 1, "assign_clusters": 2, "merge_clusters": 2,

@@ -186,14 +186,8 @@ def build_optimizers(model: Wav2vecU, config: TrainConfig) -> dict[str, torch.op
 # --------------------------------------------------------------------------- one update
 
 
-def train_step(
-    model: Wav2vecU,
-    optimizers: dict[str, torch.optim.Optimizer],
-    batch: Batch,
-    update: int,
-    config: TrainConfig,
-    model_rng: torch.Generator,
-) -> dict[str, float]:
+def train_step(model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer], batch: Batch,
+               update: int, config: TrainConfig, model_rng: torch.Generator) -> dict[str, float]:
     """One GAN update; returns the named losses per sample (fairseq logs loss / sample_size)."""
     model.train()
     device = batch.features.device
