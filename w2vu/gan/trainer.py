@@ -45,7 +45,7 @@ from w2vu.gan.models import (
 )
 from w2vu.gan.validate import Validator
 from w2vu.io.dictionary import PhoneDictionary
-from w2vu.io.features import open_features
+from w2vu.io.features import feature_paths, open_features
 from w2vu.text.arpa import load_phone_lm
 from w2vu.train.adam import Adam
 from w2vu.train.checkpoints import (
@@ -135,10 +135,9 @@ class TrainPaths:
 
     def files(self) -> list[str | os.PathLike]:
         """Every input file, for the run's :func:`input_fingerprint`."""
-        prefixes = [self.features] + ([self.valid_features] if self.valid_features else [])
-        found = [f"{p}{ext}" for p in prefixes for ext in (".npy", ".lengths")]
-        return found + [f for f in (self.text, self.dictionary, self.lm, self.valid_phn, self.km)
-                        if f is not None]
+        prefixes = [p for p in (self.features, self.valid_features) if p is not None]
+        return [*(f for p in prefixes for f in feature_paths(p)),
+                *(f for f in (self.text, self.dictionary, self.lm, self.valid_phn, self.km) if f)]
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import PhoneDictionary, load_phone_dictionary
-from w2vu.io.features import open_features
+from w2vu.io.features import feature_paths, open_features
 from w2vu.selftrain.ctc.data import (
     LabelledSet,
     LabelSource,
@@ -136,21 +136,16 @@ def train_ctc(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
     valid = None
     if valid_features is not None:
         valid = LabelSource(open_features(valid_features), f"{valid_features}.lengths",
-                            valid_labels, feature_files(valid_features))
+                            valid_labels, feature_paths(valid_features))
         if valid.source.dim != train.dim:
             raise W2vuError(f"{valid_features}.npy has {valid.source.dim}-d features but "
                             f"{features_prefix}.npy {train.dim}-d; use one extraction")
     return fit_ctc(lambda: build_ctc_model(config, train, len(phones)),
                    LabelSource(train, f"{features_prefix}.lengths", labels_txt,
-                               feature_files(features_prefix)), phones,
+                               feature_paths(features_prefix)), phones,
                    dictionary, out_dir, config, seed, device, valid=valid,
                    checkpoint_dir=checkpoint_dir, stop_after=stop_after, threads=threads,
                    restart_on_change=restart_on_change)
-
-
-def feature_files(prefix: str | os.PathLike) -> tuple[str, str]:
-    """The two files of a fairseq feature split."""
-    return f"{prefix}.npy", f"{prefix}.lengths"
 
 
 def fit_ctc(build: Callable[[], CtcModule], train: LabelSource, phones: PhoneDictionary,
