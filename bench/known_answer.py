@@ -117,7 +117,7 @@ def last_as_best(run: Path, data: KnownAnswerPaths, args: argparse.Namespace, se
 def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: Path,
              deadline: float) -> dict[str, object]:
     """Train one seed chunk by chunk, printing a row per validation; returns its curve."""
-    from w2vu.eval.score import random_checkpoint
+    from w2vu.gan.baseline import random_checkpoint
     from w2vu.gan.trainer import METRICS, TrainPaths, train
 
     run = work / f"run-seed{seed}"

@@ -125,3 +125,24 @@ def test_the_checks_see_a_circle_and_an_upward_import():
                "w2vu.eval.metrics": {"w2vu.gan.trainer"}}
     assert circles(planted) == [["w2vu.selftrain.a", "w2vu.selftrain.b", "w2vu.selftrain.a"]]
     assert upward(planted) == ["w2vu.eval.metrics (2) imports w2vu.gan.trainer (4)"]
+
+
+def test_bench_scripts_import_what_exists():
+    """Every name a bench script imports from w2vu (lazily or not) exists: the bench is run by
+    hand, rarely, so a moved function would otherwise break it silently."""
+    import importlib
+
+    missing = []
+    for path in sorted((REPO / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not (isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.split(".")[0] == "w2vu"):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        missing.append(f"{path.name}:{node.lineno} {node.module}.{alias.name}")
+    assert not missing, missing
