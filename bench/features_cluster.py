@@ -73,7 +73,7 @@ def step_idle(**_: object) -> None:
 
 def step_kmeans(prefix: str, out: str, backend: str, k: int, niter: int, nredo: int, seed: int,
                 threads: int | None, init: str = "random") -> None:
-    config = KmeansConfig(n_clusters=k, niter=niter, nredo=nredo, n_init=nredo, seed=seed,
+    config = KmeansConfig(clusters=k, niter=niter, nredo=nredo, n_init=nredo, seed=seed,
                           init=init, backend=backend, threads=threads)
     save_array(out, fit_centroids(open_features(prefix).data, config))
 

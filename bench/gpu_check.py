@@ -271,7 +271,7 @@ def clustering(check: Check) -> None:
                         "s", note=f"subspace overlap with faiss {agree:.3f}; not wired into "
                                   "the pipeline"))
     row.ratio = base.value / seconds
-    config = KmeansConfig(n_clusters=sz.clusters, niter=sz.kmeans_iter, nredo=1, threads=cores)
+    config = KmeansConfig(clusters=sz.clusters, niter=sz.kmeans_iter, nredo=1, threads=cores)
     y = np.ascontiguousarray(x[:, : sz.pca_dim])
     what = f"K={sz.clusters}, {sz.kmeans_iter} iterations, {sz.frames:,} x {sz.pca_dim}"
     start = time.perf_counter()
@@ -283,7 +283,7 @@ def clustering(check: Check) -> None:
             check.add(Row("k-means", "faiss GPU", note="skipped: this faiss has no GPU build "
                           "(faiss-gpu-cu12 needs CUDA 12 cuBLAS, ~0.5 GB, over the carry budget)"))
         return
-    config = KmeansConfig(n_clusters=sz.clusters, niter=sz.kmeans_iter, nredo=1,
+    config = KmeansConfig(clusters=sz.clusters, niter=sz.kmeans_iter, nredo=1,
                           device="cuda", threads=cores)
     start = time.perf_counter()
     fit_centroids(y, config)

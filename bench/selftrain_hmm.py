@@ -119,14 +119,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-hmm-") as tmp:
         folder = Path(tmp)
         labels = make_data(folder, args.utterances, args.dim, args.seed)
-        config = hmm_model.HmmConfig(delta_order=0, total_gaussians=300)
+        config = hmm_model.HmmConfig(delta_order=0, gaussians=300)
         report = hmm_train.train_hmm(folder / "feats", folder / "labels.txt",
                                      folder / "dict.phn.txt", folder / "model.pkl", config,
                                      seed=args.seed)
         frames = report.frames
         print(f"{args.utterances} utterances, {frames} frames, {args.dim}-d, "
               f"{report.num_gaussians} Gaussians; full training {sum(report.seconds_per_iter):.1f}"
-              f" s over {config.num_iters} passes (median {np.median(report.seconds_per_iter):.3f}"
+              f" s over {config.iters} passes (median {np.median(report.seconds_per_iter):.3f}"
               " s per pass, realignment included)")
         model = hmm_model.load_hmm(folder / "model.pkl")
         features = open_features(folder / "feats")

@@ -43,7 +43,7 @@ def separated_split(tmp_path, seed: int = 0, lengths=(40, 0, 1, 75, 33, 120, 2, 
 def quick(backend: str, **kw) -> KmeansConfig:
     """faiss starts from K random frames (no k-means++): on a few well-separated blobs one run
     merges two of them most of the time, so it takes several restarts, keeping the best."""
-    return KmeansConfig(n_clusters=K, niter=20, nredo=20, backend=backend, seed=3, **kw)
+    return KmeansConfig(clusters=K, niter=20, nredo=20, backend=backend, seed=3, **kw)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -71,13 +71,13 @@ def test_kmeans_plusplus_seeding_needs_no_restarts(tmp_path):
     assert sorted(nearest_blob.tolist()) == list(range(K))  # one seed per blob
     np.testing.assert_array_equal(seeds, kmeans_plusplus(x, K, seed=1))
     for backend in BACKENDS:
-        config = KmeansConfig(n_clusters=K, niter=20, nredo=1, n_init=1, init="k-means++",
+        config = KmeansConfig(clusters=K, niter=20, nredo=1, n_init=1, init="k-means++",
                               backend=backend, seed=1)
         found = fit_centroids(x, config)
         match = np.linalg.norm(centers[:, None] - found[None], axis=-1).argmin(axis=1)
         assert sorted(match.tolist()) == list(range(K)), backend
     with pytest.raises(W2vuError, match="unknown k-means init"):
-        fit_centroids(x, KmeansConfig(n_clusters=K, init="kmeans||"))
+        fit_centroids(x, KmeansConfig(clusters=K, init="kmeans||"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -133,7 +133,7 @@ def test_kmeans_user_errors(tmp_path):
     with pytest.raises(W2vuError, match="do not fit the 4-d features"):
         assign_clusters(tmp_path / "tiny", tmp_path / "c.npy", tmp_path / "tiny.src")
     with pytest.raises(W2vuError, match="unknown clustering backend"):
-        fit_centroids(np.zeros((10, 2), np.float32), KmeansConfig(n_clusters=2, backend="x"))
+        fit_centroids(np.zeros((10, 2), np.float32), KmeansConfig(clusters=2, backend="x"))
     assert not (tmp_path / "tiny.src").exists()
 
 

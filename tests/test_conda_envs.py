@@ -409,7 +409,7 @@ def write_tiny_project(workdir: Path) -> None:
 TARGETS = {"results/tiny/audio/inventory/rejects.tsv": "audio.yaml",
            "results/tiny/text/phones/lm.phones.filtered.txt": "text.yaml",
            "results/tiny/text/lm.words.arpa": "text.yaml"}
-RULE_COMMANDS = {"inventory", "normalize", "lexicon", "phones", "lm"}
+RULE_COMMANDS = {"inventory", "normalize", "lexicon", "phones", "word-lm"}
 
 
 def use_conda(workdir: Path, path_first: Path) -> subprocess.CompletedProcess:

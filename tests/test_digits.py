@@ -83,7 +83,7 @@ def digits_config(workdir: Path, fsdd: Path) -> None:
 def test_digits_config_plans_the_whole_pipeline(tmp_path):
     digits_config(tmp_path, shared("fsdd"))
     jobs = planned_jobs(tmp_path)
-    assert jobs["digits_corpus"] == jobs["inventory"] == jobs["scores"] == 1
+    assert jobs["digits_corpus"] == jobs["inventory"] == jobs["score"] == 1
     assert jobs["gan_train"] >= 1 and jobs["wfst_decode"] == jobs["hmm_decode"] == 3
     digits_config(tmp_path, tmp_path / "no-fsdd")
     done = snakemake(tmp_path, "-n", check=False)

@@ -49,7 +49,7 @@ def test_training_raises_likelihood_and_recovers_boundaries(synthetic, caplog) -
     out = synthetic["dir"]
     with caplog.at_level(logging.INFO, logger="w2vu.selftrain.hmm"):
         report = train_hmm(out / "feats", out / "labels.txt", out / "dict.phn.txt",
-                           out / "model.pkl", HmmConfig(total_gaussians=40, delta_order=0))
+                           out / "model.pkl", HmmConfig(gaussians=40, delta_order=0))
     assert sum("log-likelihood per frame" in r.message for r in caplog.records) == 40
     curve = report.loglike_per_frame
     assert curve[-1] > curve[0] + 5.0 and curve[-1] >= max(curve[:5])
@@ -143,7 +143,7 @@ def test_self_training_beats_its_labels(phone_corpus, tmp_path: Path) -> None:
     labels.write_text("".join(" ".join(x) + "\n" for x in noisy), "utf-8")
     estimate_arpa(unpaired_phone_sentences(phone_corpus), 4, tmp_path / "lm.arpa")
     train_hmm(phone_corpus.features, labels, phone_corpus.dictionary, tmp_path / "model.pkl",
-              HmmConfig(total_gaussians=300, delta_order=0))
+              HmmConfig(gaussians=300, delta_order=0))
     weights = [5.0, 10.0]
     hyps = decode_hmm(tmp_path / "model.pkl", phone_corpus.features, tmp_path / "lm.arpa",
                       weights, tmp_path / "dec",

@@ -34,7 +34,7 @@ def mfcc_like(tmp_path, k: int, seed: int = 0):
 
 def test_reference_settings():
     c = REFERENCE_KM_TARGETS
-    assert (c.n_clusters, c.niter, c.batch_size, c.n_init, c.tol, c.max_no_improvement,
+    assert (c.clusters, c.niter, c.batch_size, c.n_init, c.tol, c.max_no_improvement,
             c.reassignment_ratio, c.seed, c.init) == (64, 100, 10000, 20, 0.0, 100, 0.0, 0,
                                                       "k-means++")
     assert km_targets_config("sklearn", sample_fraction=0.5).backend == "sklearn"
@@ -43,7 +43,7 @@ def test_reference_settings():
 @pytest.mark.parametrize("backend", ["faiss", "sklearn"])
 def test_km_lines_follow_manifest_and_recover_blobs(tmp_path, backend):
     prefix, labels = mfcc_like(tmp_path, k=6)
-    config = km_targets_config(backend, n_clusters=6)
+    config = km_targets_config(backend, clusters=6)
     utts, frames = learn_km_targets(prefix, tmp_path / "train.km", tmp_path / "km6.npy", config,
                                     manifest=tmp_path / "train.tsv")
     assert (utts, frames) == (len(LENGTHS), sum(LENGTHS))
@@ -71,5 +71,5 @@ def test_manifest_mismatch_is_a_user_error(tmp_path):
     write_manifest(tmp_path / "other.tsv", tmp_path, [("a.flac", 16000)])
     with pytest.raises(W2vuError, match=r"lists 7 utterances but .*other\.tsv has 1 rows"):
         learn_km_targets(prefix, tmp_path / "train.km", tmp_path / "c.npy",
-                         km_targets_config(n_clusters=4), manifest=tmp_path / "other.tsv")
+                         km_targets_config(clusters=4), manifest=tmp_path / "other.tsv")
     assert not (tmp_path / "train.km").exists()

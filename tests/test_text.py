@@ -103,7 +103,7 @@ def test_lid_filter_with_a_local_fasttext_model(tmp_path):
     mixed.write_text(SAMPLES["en-us"] + SAMPLES["sv"])
     counts = normalize_text([mixed], tmp_path / "out.txt",
                             NormalizeSettings(lid_model=str(tmp_path / "lid.bin"),
-                                              lid_language="en"))
+                                              lid_label="en"))
     assert counts["lines dropped by LID"] == 2
     assert (tmp_path / "out.txt").read_text().startswith("The cat sat")
 
@@ -164,11 +164,11 @@ def test_user_lexicon_extends_or_replaces(tmp_path):
     text.write_text("tomato soup\ntomato soup\n")
     user = tmp_path / "user.lst"
     user.write_text("tomato\tt ə m ɑː t oʊ\n")
-    extended = LexiconSettings("en-us", user_lexicon=str(user), user_lexicon_mode="extend")
+    extended = LexiconSettings("en-us", user_lexicon=str(user), lexicon_mode="extend")
     build_lexicon(text, tmp_path / "w", tmp_path / "l", extended)
     assert read_lexicon(tmp_path / "l") == {"tomato": "t ə m ɑː t oʊ",
                                              "soup": phonemize_words(["soup"], "en-us")["soup"]}
-    replaced = LexiconSettings("en-us", user_lexicon=str(user), user_lexicon_mode="replace")
+    replaced = LexiconSettings("en-us", user_lexicon=str(user), lexicon_mode="replace")
     stats = build_lexicon(text, tmp_path / "w", tmp_path / "l", replaced)
     assert read_lexicon(tmp_path / "l") == {"tomato": "t ə m ɑː t oʊ"}
     assert stats["without pronunciation (dropped)"] == 1

@@ -47,7 +47,7 @@ def test_audio_stages_run_and_rerun_exactly(corpus):
     # Everything after the GAN's inputs (no references here, so no scores or baselines).
     after_gan = {"gan_train": 1, "gan_select": 1, "gan_generate": 2, "wfst_tune": 1,
                  "wfst_decode": 2, "hmm_train": 1, "hmm_tune": 1, "hmm_decode": 2, "ctc_train": 1,
-                 "ctc_transcribe": 2, "ctc_baseline": 1, "ctc_judge": 1, "ctc_final": 2,
+                 "ctc_transcribe": 2, "ctc_judge": 2, "ctc_best": 2,
                  "report_gan_training": 1, "report_phone_frequencies": 1, "model": 1, "all": 1}
     assert planned_jobs(corpus) == {"vad": 4, "trim": 4, "manifest": 2, "audio_summary": 1,
                                     **features, **after_gan, "report_speech_ratio": 1,

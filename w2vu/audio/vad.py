@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 class VadParams:
     """rVAD settings; the defaults are the reference's (fairseq scripts/vads.py)."""
 
-    window_s: float = 0.025
-    shift_s: float = 0.01
+    window: float = 0.025
+    shift: float = 0.01
     n_fft: int = 512
     sft_threshold: float = 0.5
     vad_threshold: float = 0.4
@@ -40,7 +40,7 @@ def speech_segments(signal: np.ndarray, rate: int, params: VadParams) -> list[tu
     """Speech intervals of a mono signal as (start, end) sample indices, end exclusive."""
     if len(signal) == 0:
         return []
-    detector = rVADfast(window_duration=params.window_s, shift_duration=params.shift_s,
+    detector = rVADfast(window_duration=params.window, shift_duration=params.shift,
                         n_fft=params.n_fft, sft_threshold=params.sft_threshold,
                         vad_threshold=params.vad_threshold)
     with warnings.catch_warnings():  # rVADfast's nanmax over all-silent blocks; harmless
@@ -48,7 +48,7 @@ def speech_segments(signal: np.ndarray, rate: int, params: VadParams) -> list[tu
         labels, _ = detector(signal.astype(np.float64), rate)
     if not np.any(labels):
         return []
-    hop = int(rate * params.shift_s)
+    hop = int(rate * params.shift)
     starts, ends = frame_label_to_start_stop(labels)
     return [(int(s) * hop, min((int(e) + 1) * hop, len(signal))) for s, e in zip(starts, ends)]
 

@@ -34,7 +34,7 @@ def _backbone(a: argparse.Namespace):
 def _kmeans_config(a: argparse.Namespace):
     from w2vu.features.kmeans import KmeansConfig
 
-    return KmeansConfig(n_clusters=a.clusters, niter=a.niter, nredo=a.nredo,
+    return KmeansConfig(clusters=a.clusters, niter=a.niter, nredo=a.nredo,
                         sample_fraction=a.sample_fraction, seed=a.seed, init=a.init,
                         backend=a.backend, device=a.device, threads=a.threads)
 

@@ -77,8 +77,9 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
 
 def _gan_select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", nargs="+", required=True, help="run folders (metrics.tsv, run.json)")
-    p.add_argument("--method", choices=("reference", "paper"), default="reference")
-    p.add_argument("--tolerance", type=float, default=1.2, help="paper method, step 2")
+    p.add_argument("--selection", choices=("reference", "paper"), default="reference",
+                   help="reference: lowest weighted_lm_ppl; paper: the paper's three steps")
+    p.add_argument("--paper-tolerance", type=float, default=1.2, help="paper method, step 2")
     p.add_argument("--out", required=True, type=Path, help="selected.json")
 
 
@@ -87,28 +88,50 @@ def _gan_select_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_gan_select(a: argparse.Namespace) -> None:
     from w2vu.gan.select import select_run
 
-    result = select_run(a.runs, a.out, a.method, a.tolerance)
+    result = select_run(a.runs, a.out, a.selection, a.paper_tolerance)
     chosen = result["selected"]
     log.info("gan-select (%s): %s of %d runs (%d rankable), best update %s, %s",
-             a.method, chosen["run_dir"], result["n_runs"], result["n_valid"],
+             a.selection, chosen["run_dir"], result["n_runs"], result["n_valid"],
              chosen["best_update"], chosen["metrics"])
+
+
+def _generation_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", nargs="+", required=True, metavar="VARIANT=PREFIX",
+                   help="features of the split for each GAN variant, e.g. 1=.../valid")
+    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--split", required=True)
+    p.add_argument("--device", default="auto")
+    threads(p)
 
 
 def _gan_generate_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--selection", type=Path, help="selected.json: use the chosen run")
     source.add_argument("--checkpoint", type=Path, help="a best.pt")
-    p.add_argument("--features", nargs="+", required=True, metavar="VARIANT=PREFIX",
-                   help="features of the split for each GAN variant, e.g. 1=.../valid")
-    p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
-    p.add_argument("--out-dir", required=True, type=Path)
-    p.add_argument("--split", required=True)
+    _generation_arguments(p)
     p.add_argument("--decode-stride", type=int, help="2.0: generator stride at decoding")
     p.add_argument("--emissions", action="store_true",
                    help="also write frame log-probs ({split}.emissions.npy) for WFST decoding")
-    p.add_argument("--device", default="auto")
-    threads(p)
-    note_failure(p)
+
+
+def _generate(a: argparse.Namespace, checkpoint: Path, decode_stride: int | None = None,
+              emissions: bool = False) -> None:
+    """Viterbi transcripts of `a.split` from `checkpoint`, on the features of its variant."""
+    import torch
+
+    from w2vu.gan.generate import generate, load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    variant = int(load_checkpoint(checkpoint)["variant"])
+    features = _variant_features(a.features)
+    if variant not in features:
+        raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no "
+                        f"features were given for it (--features {variant}=PREFIX)")
+    hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
+                    decode_stride=decode_stride, write_emissions=emissions, device=a.device)
+    log.info("%s: %d utterances of %s decoded with %s", a.command, len(hyps.phones), a.split,
+             checkpoint)
 
 
 @COMMANDS("gan-generate", _gan_generate_arguments,
@@ -116,32 +139,28 @@ def _gan_generate_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_gan_generate(a: argparse.Namespace) -> None:
     import json
 
-    import torch
-
-    from w2vu.gan.generate import generate, load_checkpoint
-
-    torch.set_num_threads(a.threads)
     checkpoint = a.checkpoint
     if a.selection is not None:
         selected = json.loads(a.selection.read_text(encoding="utf-8"))["selected"]
         checkpoint = Path(selected["run_dir"]) / "best.pt"
         log.info("gan-generate: selected run %s", selected["run_dir"])
+    _generate(a, checkpoint, a.decode_stride, a.emissions)
 
-    def run() -> None:
-        variant = int(load_checkpoint(checkpoint)["variant"])
-        features = _variant_features(a.features)
-        if variant not in features:
-            raise W2vuError(f"{checkpoint} is a wav2vec-U variant {variant} model, but no "
-                            f"features were given for it (--features {variant}=PREFIX)")
-        hyps = generate(checkpoint, features[variant], a.dictionary, a.out_dir, a.split,
-                        decode_stride=a.decode_stride, write_emissions=a.emissions,
-                        device=a.device)
-        log.info("gan-generate: %d utterances of %s decoded with %s", len(hyps.phones), a.split,
-                 checkpoint)
 
-    # The random-generator baseline: its checkpoint may be a failure note (--note-failure).
+def _baseline_random_generator_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="baseline-random-checkpoint's best.pt (or its failure note)")
+    _generation_arguments(p)
+    note_failure(p)
+
+
+@COMMANDS("baseline-random-generator", _baseline_random_generator_arguments,
+          "baseline: Viterbi transcripts of a split from the random-weights generator")
+def cmd_baseline_random_generator(a: argparse.Namespace) -> None:
+    # Its checkpoint may be a failure note (--note-failure), which passes on to the transcripts.
     outputs = [a.out_dir / f"{a.split}.txt", a.out_dir / f"{a.split}_units.txt"]
-    bracketing(a, "gan-generate", outputs, [checkpoint], run)
+    bracketing(a, "baseline-random-generator", outputs, [a.checkpoint],
+               lambda: _generate(a, a.checkpoint))
 
 
 def _baseline_random_checkpoint_arguments(p: argparse.ArgumentParser) -> None:

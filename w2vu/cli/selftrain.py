@@ -39,7 +39,7 @@ def cmd_hmm_train(a: argparse.Namespace) -> None:
     from w2vu.selftrain.hmm.model import HmmConfig
     from w2vu.selftrain.hmm.train import train_hmm
 
-    config = HmmConfig(num_iters=a.iters, total_gaussians=a.gaussians,
+    config = HmmConfig(iters=a.iters, gaussians=a.gaussians,
                        delta_order=a.delta_order, max_utterances=a.max_utterances)
     report = train_hmm(a.features, a.labels, a.dictionary, a.out, config, a.seed)
     log.info("hmm-train: %d of %d utterances, %d frames, log-likelihood per frame %.3f -> %.3f",

@@ -35,7 +35,7 @@ def _lexicon_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-lexicon", required=True, type=Path)
     p.add_argument("--min-word-count", type=int, default=2)
     p.add_argument("--user-lexicon", help="word<TAB>phones file")
-    p.add_argument("--mode", choices=("extend", "replace"), default="extend",
+    p.add_argument("--lexicon-mode", choices=("extend", "replace"), default="extend",
                    help="the user lexicon extends espeak (its entries win) or replaces it")
     p.add_argument("--cache-dir", type=Path, help="keep pronunciations here between runs")
 
@@ -45,7 +45,7 @@ def cmd_lexicon(a: argparse.Namespace) -> None:
     from w2vu.text.lexicon import LexiconSettings, build_lexicon
 
     build_lexicon(a.text, a.out_words, a.out_lexicon,
-                  LexiconSettings(a.language, a.min_word_count, a.user_lexicon, a.mode),
+                  LexiconSettings(a.language, a.min_word_count, a.user_lexicon, a.lexicon_mode),
                   cache_dir=a.cache_dir)
 
 
@@ -77,7 +77,7 @@ def _reference_phones_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="the split's .phn")
     p.add_argument("--language", required=True, help="espeak-ng language code")
     p.add_argument("--user-lexicon", help="word<TAB>phones file")
-    p.add_argument("--mode", choices=("extend", "replace"), default="extend")
+    p.add_argument("--lexicon-mode", choices=("extend", "replace"), default="extend")
     p.add_argument("--casefold", action="store_true")
     p.add_argument("--cache-dir", type=Path, help="the lexicon step's pronunciation cache")
 
@@ -90,7 +90,7 @@ def cmd_reference_phones(a: argparse.Namespace) -> None:
 
     write_reference_phones(a.words, a.given, a.dictionary, a.lexicon, a.out,
                            LexiconSettings(a.language, user_lexicon=a.user_lexicon,
-                                           user_lexicon_mode=a.mode),
+                                           lexicon_mode=a.lexicon_mode),
                            casefold=a.casefold, cache_dir=a.cache_dir)
 
 
@@ -98,12 +98,25 @@ def _lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", required=True, type=Path, help="one sentence per line")
     p.add_argument("--order", required=True, type=int)
     p.add_argument("--out", required=True, type=Path)
+
+
+def _word_lm_arguments(p: argparse.ArgumentParser) -> None:
+    _lm_arguments(p)
     p.add_argument("--prune", nargs="*", type=int, help="count thresholds per order, as lmplz")
     p.add_argument("--lmplz", help="use this lmplz binary instead of w2vu's estimator")
 
 
-@COMMANDS("lm", _lm_arguments, "ARPA n-gram LM (interpolated modified Kneser-Ney, as lmplz)")
-def cmd_lm(a: argparse.Namespace) -> None:
+@COMMANDS("phone-lm", _lm_arguments,
+          "ARPA phone n-gram LM of the phone text (interpolated modified Kneser-Ney, as lmplz)")
+def cmd_phone_lm(a: argparse.Namespace) -> None:
+    from w2vu.text.lm import build_lm
+
+    build_lm(a.text, a.order, a.out)
+
+
+@COMMANDS("word-lm", _word_lm_arguments,
+          "ARPA word n-gram LM of the normalised text (w2vu's estimator, or --lmplz)")
+def cmd_word_lm(a: argparse.Namespace) -> None:
     from w2vu.text.lm import build_lm
 
     build_lm(a.text, a.order, a.out, prune=a.prune, lmplz=a.lmplz)

@@ -34,15 +34,15 @@ MFCC_DIM = 39  # 13 MFCCs + deltas + delta-deltas
 # squared distance was 34.3 with random seeds, 23.4 with k-means++ (3.2 s), scikit-learn 20.9
 # (8.5 s).
 REFERENCE_KM_TARGETS = KmeansConfig(
-    n_clusters=64, niter=100, nredo=1, seed=0, init="k-means++", backend="faiss", n_init=20,
+    clusters=64, niter=100, nredo=1, seed=0, init="k-means++", backend="faiss", n_init=20,
     batch_size=10000, tol=0.0, max_no_improvement=100, reassignment_ratio=0.0)
 
 
-def km_targets_config(backend: Backend = "faiss", n_clusters: int = 64,
+def km_targets_config(backend: Backend = "faiss", clusters: int = 64,
                       sample_fraction: float = 1.0, seed: int = 0,
                       threads: int | None = None) -> KmeansConfig:
     """The reference's settings with the options a user may change."""
-    return replace(REFERENCE_KM_TARGETS, backend=backend, n_clusters=n_clusters,
+    return replace(REFERENCE_KM_TARGETS, backend=backend, clusters=clusters,
                    sample_fraction=sample_fraction, seed=seed, threads=threads)
 
 
@@ -68,5 +68,5 @@ def learn_km_targets(mfcc: str | os.PathLike, km_path: str | os.PathLike,
     assign_clusters(mfcc, centroids_path, km_path, backend=config.backend,
                     device=config.device, threads=config.threads)
     log.info("km targets: %d utterances, %d frames, K=%d -> %s", utterances, frames,
-             config.n_clusters, km_path)
+             config.clusters, km_path)
     return utterances, frames

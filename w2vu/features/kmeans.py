@@ -63,7 +63,7 @@ class KmeansConfig:
     instead of 21 s (n_init 1) or 31 s (n_init 3) for K=128 on 200k x 1024 frames.
     """
 
-    n_clusters: int = 128
+    clusters: int = 128
     niter: int = 50
     nredo: int = 3
     sample_fraction: float = 1.0  # of the train frames; 1.0 = all (the reference)
@@ -129,7 +129,7 @@ def _faiss_kmeans(x: np.ndarray, config: KmeansConfig) -> np.ndarray:
     gpu = use_gpu(config.device, faiss)
 
     def kmeans(nredo: int, seed: int):
-        return faiss.Kmeans(dim, config.n_clusters, niter=config.niter, nredo=nredo, seed=seed,
+        return faiss.Kmeans(dim, config.clusters, niter=config.niter, nredo=nredo, seed=seed,
                             spherical=False, max_points_per_centroid=n,  # no subsampling
                             gpu=gpu, verbose=False)
 
@@ -140,12 +140,12 @@ def _faiss_kmeans(x: np.ndarray, config: KmeansConfig) -> np.ndarray:
         best, objective = None, np.inf
         for redo in range(config.nredo):
             run = kmeans(1, config.seed + redo)
-            obj = run.train(x, init_centroids=kmeans_plusplus(x, config.n_clusters,
+            obj = run.train(x, init_centroids=kmeans_plusplus(x, config.clusters,
                                                               config.seed + redo))
             if obj < objective:
                 best, objective = run, obj
     log.info("faiss k-means (%s init): K=%d on %d x %d, %d iterations x %d runs, objective %.6g",
-             config.init, config.n_clusters, n, dim, config.niter, config.nredo, objective)
+             config.init, config.clusters, n, dim, config.niter, config.nredo, objective)
     return np.ascontiguousarray(best.centroids, dtype=np.float32)
 
 
@@ -155,8 +155,8 @@ def fit_centroids(x: np.ndarray, config: KmeansConfig = KmeansConfig()) -> np.nd
     if config.init not in INITS:
         raise W2vuError(f"unknown k-means init {config.init!r}; use one of {INITS}")
     n, dim = x.shape
-    if n < config.n_clusters:
-        raise ValueError(f"{n} frames cannot make {config.n_clusters} clusters")
+    if n < config.clusters:
+        raise ValueError(f"{n} frames cannot make {config.clusters} clusters")
     with limited_threads(config.threads, config.backend):
         if config.backend == "faiss":
             return _faiss_kmeans(x, config)
@@ -164,14 +164,14 @@ def fit_centroids(x: np.ndarray, config: KmeansConfig = KmeansConfig()) -> np.nd
         from sklearn.cluster import MiniBatchKMeans
 
         kmeans = MiniBatchKMeans(
-            n_clusters=config.n_clusters, init=config.init, max_iter=config.niter,
+            n_clusters=config.clusters, init=config.init, max_iter=config.niter,
             batch_size=config.batch_size, tol=config.tol,
             max_no_improvement=config.max_no_improvement, n_init=config.n_init,
             reassignment_ratio=config.reassignment_ratio, random_state=config.seed,
             compute_labels=False)
         kmeans.fit(x)
         log.info("scikit-learn MiniBatchKMeans (%s init): K=%d on %d x %d, %d steps",
-                 config.init, config.n_clusters, n, dim, kmeans.n_steps_)
+                 config.init, config.clusters, n, dim, kmeans.n_steps_)
         return np.ascontiguousarray(kmeans.cluster_centers_, dtype=np.float32)
 
 
@@ -179,14 +179,14 @@ def train_kmeans(features: str | os.PathLike, centroids_path: str | os.PathLike,
                  config: KmeansConfig = KmeansConfig()) -> Path:
     """Learn centroids on the train features `{features}.npy` and save them (`centroids.npy`)."""
     feats = open_features(features)
-    if feats.num_frames < config.n_clusters:
+    if feats.num_frames < config.clusters:
         raise W2vuError(f"{features}.npy has {feats.num_frames} frames, fewer than the "
-                        f"{config.n_clusters} k-means clusters asked for; lower the number of "
+                        f"{config.clusters} k-means clusters asked for; lower the number of "
                         "clusters or add training audio")
     x = sample_frames(feats, config.sample_fraction, config.max_frames, config.seed)
-    if len(x) < config.n_clusters:
+    if len(x) < config.clusters:
         raise W2vuError(f"the k-means sample of {features}.npy has {len(x)} frames, fewer than "
-                        f"{config.n_clusters} clusters; raise the sample fraction or max frames")
+                        f"{config.clusters} clusters; raise the sample fraction or max frames")
     log.info("k-means on %d of %d frames (%d-d) of %s, backend %s", len(x), feats.num_frames,
              feats.dim, features, config.backend)
     return save_array(centroids_path, fit_centroids(x, config))

@@ -36,7 +36,7 @@ class LexiconSettings:
     language: str
     min_word_count: int = 2
     user_lexicon: str | None = None
-    user_lexicon_mode: str = "extend"  # "extend" espeak, or "replace" it
+    lexicon_mode: str = "extend"  # "extend" espeak, or "replace" it
 
 
 def count_words(text_path: str | os.PathLike) -> Counter:
@@ -121,7 +121,7 @@ def pronunciations(words: list[str], settings: LexiconSettings, cache: Path | No
     One function, so that reference transcripts are phonemised exactly as the unpaired text.
     """
     user = read_lexicon(settings.user_lexicon) if settings.user_lexicon else {}
-    if user and settings.user_lexicon_mode == "replace":
+    if user and settings.lexicon_mode == "replace":
         return {w: user.get(w, "") for w in words}
     espeak = cached_phonemes([w for w in words if w not in user], settings.language, cache)
     several = sorted(w for w, p in espeak.items() if WORD_BREAK in p.split())

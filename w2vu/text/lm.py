@@ -1,4 +1,5 @@
-"""Stage `lm`: an ARPA n-gram LM from text, by w2vu's estimator or by a configured `lmplz`.
+"""Stages `phone-lm` and `word-lm`: an ARPA n-gram LM from text, by w2vu's estimator or by a
+configured `lmplz`.
 
 The estimator (`w2vu.text.ngram`) reproduces lmplz with `--discount_fallback`; an `lmplz` binary,
 when the user has one, can take over for very large word corpora.

@@ -38,7 +38,7 @@ class NormalizeSettings:
     casefold: bool = False
     max_line_chars: int = 2000
     lid_model: str | None = None
-    lid_language: str = ""
+    lid_label: str = ""
     lid_threshold: float = 0.4
 
 
@@ -130,7 +130,7 @@ def normalize_text(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
                    settings: NormalizeSettings) -> Counter:
     """Normalise all input files into `out`; return the counts of what happened to lines."""
     counts: Counter = Counter()
-    lid = (LanguageFilter(settings.lid_model, settings.lid_language, settings.lid_threshold)
+    lid = (LanguageFilter(settings.lid_model, settings.lid_label, settings.lid_threshold)
            if settings.lid_model else None)
     if lid is None:
         log.info("normalize: no LID model configured, language-ID filtering skipped")

@@ -10,7 +10,7 @@ rule demo_corpus:
     params:
         minutes=lookup(dpath="languages/{lang}/demo/minutes", within=config),
         seed=lookup(dpath="languages/{lang}/demo/seed", within=config),
-        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+        language=lookup(dpath="languages/{lang}/espeak", within=config),
     log:
         "logs/{lang}/demo_corpus.log",
     benchmark:
@@ -20,7 +20,7 @@ rule demo_corpus:
     shell:
         "python -m w2vu demo-corpus --out-dir {output.audio:q} --out-table {output.table:q}"
         " --out-text {output.text:q} --minutes {params.minutes} --seed {params.seed}"
-        " --language {params.espeak:q} > {log:q} 2>&1"
+        " --language {params.language:q} > {log:q} 2>&1"
 
 
 rule digits_corpus:
@@ -38,7 +38,7 @@ rule digits_corpus:
         min_digits=lookup(dpath="languages/{lang}/digits/min_digits", within=config),
         max_digits=lookup(dpath="languages/{lang}/digits/max_digits", within=config),
         text_lines=lookup(dpath="languages/{lang}/digits/text_lines", within=config),
-        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+        language=lookup(dpath="languages/{lang}/espeak", within=config),
     log:
         "logs/{lang}/digits_corpus.log",
     benchmark:
@@ -50,7 +50,7 @@ rule digits_corpus:
         " --out-table {output.table:q} --out-text {output.text:q} --seed {params.seed}"
         " --test-speakers {params.test_speakers:q} --valid-fraction {params.valid_fraction}"
         " --min-digits {params.min_digits} --max-digits {params.max_digits}"
-        " --text-lines {params.text_lines} --language {params.espeak:q} > {log:q} 2>&1"
+        " --text-lines {params.text_lines} --language {params.language:q} > {log:q} 2>&1"
 
 
 rule inventory:
@@ -180,14 +180,14 @@ rule labels:
     output:
         multiext("results/{lang}/manifest/{split}", ".wrd", ".ltr", ".given.phn"),
     params:
-        prefix=subpath(input.manifest, strip_suffix=".tsv"),
+        out_prefix=subpath(input.manifest, strip_suffix=".tsv"),
     log:
         "logs/{lang}/labels/{split}.log",
     conda:
         "../../envs/audio.yaml"
     shell:
         "python -m w2vu labels --manifest {input.manifest:q} --shard-lists {input.lists:q}"
-        " --split {wildcards.split} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        " --split {wildcards.split} --out-prefix {params.out_prefix:q} > {log:q} 2>&1"
 
 
 rule audio_summary:

@@ -17,7 +17,7 @@ localrules:
     labels,
     audio_summary,
     gan_select,
-    scores,
+    score,
 
 
 wildcard_constraints:
@@ -62,6 +62,16 @@ shell.prefix(
     f'export PYTHONPATH={shell_literal(REPO)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
     + ("" if _uses_conda else f'export PATH={shell_literal(_python_dir)}:"$PATH"; ')
 )
+
+
+def option(flag, value):
+    """`flag value` shell-quoted for a rule's `params:`, or nothing when the value is unset (None)
+    or False; True gives the bare flag. Each tool flag stays a named param of its rule."""
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return flag
+    return shlex.join([flag, str(value)])
 
 
 def language(lang):

@@ -10,7 +10,11 @@ rule extract:
         npy=temp("results/{lang}/features/{variant}/shards/{split}/{shard}.npy"),
         lengths=temp("results/{lang}/features/{variant}/shards/{split}/{shard}.lengths"),
     params:
-        backbone=lambda w: backbone_args(w.variant),
+        backbone=lambda w: backbone_of(w.variant),
+        mfcc_stack=lambda w: backbone_option(w, "mfcc_stack"),
+        mfcc_cmvn=lambda w: backbone_option(w, "mfcc_cmvn"),
+        layer=lambda w: backbone_option(w, "layer"),
+        normalize=lambda w: backbone_option(w, "normalize"),
         shard=lambda w: int(w.shard),
         shards=config["features"]["shards"],
         device=config["features"]["device"],
@@ -18,7 +22,7 @@ rule extract:
         tf32="--tf32" if config["features"]["tf32"] else "--no-tf32",
         batch_seconds=config["features"]["batch_seconds"],
         max_chunk_seconds=config["features"]["max_chunk_seconds"],
-        prefix=subpath(output.npy, strip_suffix=".npy"),
+        out_prefix=subpath(output.npy, strip_suffix=".npy"),
     threads: 2
     resources:
         gpu=1 if config["features"]["gpu"] else 0,
@@ -30,10 +34,11 @@ rule extract:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu extract --manifest {input.manifest:q} --shard {params.shard}"
-        " --shards {params.shards} {params.backbone} --device {params.device} {params.bf16}"
+        " --shards {params.shards} --backbone {params.backbone:q} {params.mfcc_stack}"
+        " {params.mfcc_cmvn} {params.layer} {params.normalize} --device {params.device} {params.bf16}"
         " {params.tf32} --batch-seconds {params.batch_seconds}"
         " --max-chunk-seconds {params.max_chunk_seconds} --threads {threads}"
-        " --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        " --out-prefix {params.out_prefix:q} > {log:q} 2>&1"
 
 
 rule gather_features:
@@ -47,13 +52,13 @@ rule gather_features:
         lengths="results/{lang}/features/{variant}/{split}.lengths",
     params:
         parts=lambda w, input: [p.removesuffix(".npy") for p in input.parts],
-        prefix=subpath(output.npy, strip_suffix=".npy"),
+        out_prefix=subpath(output.npy, strip_suffix=".npy"),
     log:
         "logs/{lang}/gather_features/{variant}/{split}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m w2vu gather-features --parts {params.parts:q} --out-prefix {params.prefix:q}"
+        "python -m w2vu gather-features --parts {params.parts:q} --out-prefix {params.out_prefix:q}"
         " > {log:q} 2>&1"
 
 
@@ -66,7 +71,7 @@ rule kmeans:
         features=lambda w, input: input.npy.removesuffix(".npy"),
         niter=config["features"]["kmeans_niter"],
         nredo=config["features"]["kmeans_nredo"],
-        fraction=config["features"]["kmeans_sample_fraction"],
+        sample_fraction=config["features"]["kmeans_sample_fraction"],
         backend=config["features"]["kmeans_backend"],
         seed=config["features"]["seed"],
         init=config["features"]["kmeans_init"],
@@ -83,7 +88,7 @@ rule kmeans:
     shell:
         "python -m w2vu kmeans --features {params.features:q} --out {output.centroids:q}"
         " --clusters {wildcards.k} --niter {params.niter} --nredo {params.nredo}"
-        " --sample-fraction {params.fraction} --seed {params.seed} --init {params.init:q}"
+        " --sample-fraction {params.sample_fraction} --seed {params.seed} --init {params.init:q}"
         " --backend {params.backend}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"
 
@@ -139,7 +144,7 @@ rule apply_pca:
     params:
         features=subpath(input.npy, strip_suffix=".npy"),
         pca_dir=subpath(input.a, parent=True),
-        prefix=subpath(output.npy, strip_suffix=".npy"),
+        out_prefix=subpath(output.npy, strip_suffix=".npy"),
     threads: 2
     log:
         "logs/{lang}/apply_pca/{dim}/{split}.log",
@@ -147,7 +152,7 @@ rule apply_pca:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu apply-pca --features {params.features:q} --pca-dir {params.pca_dir:q}"
-        " --dim {wildcards.dim} --out-prefix {params.prefix:q} --threads {threads} > {log:q} 2>&1"
+        " --dim {wildcards.dim} --out-prefix {params.out_prefix:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule merge_clusters:
@@ -159,14 +164,14 @@ rule merge_clusters:
         lengths="results/{lang}/features/layer/precompute_pca{dim}_cls{k}_mean/{split}.lengths",
     params:
         features=subpath(input.npy, strip_suffix=".npy"),
-        prefix=subpath(output.npy, strip_suffix=".npy"),
+        out_prefix=subpath(output.npy, strip_suffix=".npy"),
     log:
         "logs/{lang}/merge_clusters/{dim}_{k}/{split}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu merge-clusters --features {params.features:q} --units {input.src:q}"
-        " --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        " --out-prefix {params.out_prefix:q} > {log:q} 2>&1"
 
 
 rule mean_pool:
@@ -177,13 +182,13 @@ rule mean_pool:
         lengths="results/{lang}/features/layer/precompute_pca{dim}_cls{k}_mean_pooled/{split}.lengths",
     params:
         features=subpath(input.npy, strip_suffix=".npy"),
-        prefix=subpath(output.npy, strip_suffix=".npy"),
+        out_prefix=subpath(output.npy, strip_suffix=".npy"),
     log:
         "logs/{lang}/mean_pool/{dim}_{k}/{split}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m w2vu mean-pool --features {params.features:q} --out-prefix {params.prefix:q}"
+        "python -m w2vu mean-pool --features {params.features:q} --out-prefix {params.out_prefix:q}"
         " > {log:q} 2>&1"
 
 
@@ -197,7 +202,7 @@ rule km_targets:
             "{k}", str(config["features"]["km_clusters"])
         ),
     params:
-        features=subpath(input.npy, strip_suffix=".npy"),
+        mfcc=subpath(input.npy, strip_suffix=".npy"),
         clusters=config["features"]["km_clusters"],
         seed=config["features"]["km_seed"],
         backend=config["features"]["kmeans_backend"],
@@ -207,6 +212,6 @@ rule km_targets:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m w2vu km-targets --mfcc {params.features:q} --manifest {input.manifest:q}"
+        "python -m w2vu km-targets --mfcc {params.mfcc:q} --manifest {input.manifest:q}"
         " --out {output.km:q} --centroids {output.centroids:q} --clusters {params.clusters}"
         " --seed {params.seed} --backend {params.backend} --threads {threads} > {log:q} 2>&1"

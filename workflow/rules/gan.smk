@@ -10,14 +10,24 @@ rule gan_train:
         metrics="results/{lang}/gan/{gan_variant}/{run}/metrics.tsv",
         info="results/{lang}/gan/{gan_variant}/{run}/run.json",
     params:
-        args=gan_args,
+        variant=lambda w: w.gan_variant[-1],
+        seed=lambda w: GAN_RUNS[w.run]["seed"],
+        features=subpath(input.train, strip_suffix=".npy"),
+        valid_features=subpath(input.valid, strip_suffix=".npy"),
+        code_penalty=lambda w: gan_run_option(w, "code_penalty"),
+        gradient_penalty=lambda w: gan_run_option(w, "gradient_penalty"),
+        smoothness=lambda w: gan_run_option(w, "smoothness"),
+        km=lambda w, input: option("--km", input.get("km")),
+        valid_phn=lambda w, input: option("--valid-phn", input.get("valid_phn")),
         out_dir=subpath(output.best, parent=True),
         max_updates=config["gan"]["max_updates"],
         validate_every=config["gan"]["validate_every"],
         batch_size=config["gan"]["batch_size"],
-        model=gan_model_args(),
+        discriminator_dim=option("--discriminator-dim", config["gan"]["discriminator_dim"]),
+        lr_generator=option("--lr-generator", config["gan"]["lr_generator"]),
+        lr_discriminator=option("--lr-discriminator", config["gan"]["lr_discriminator"]),
         device=config["gan"]["device"],
-        bf16="--bf16" if config["gan"]["bf16"] else "",
+        bf16=option("--bf16", config["gan"]["bf16"]),
     threads: 2
     resources:
         gpu=1 if config["gan"]["gpu"] else 0,
@@ -28,11 +38,14 @@ rule gan_train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m w2vu gan-train {params.args} --text {input.text:q}"
-        " --dictionary {input.dictionary:q} --lm {input.lm:q} --out-dir {params.out_dir:q}"
-        " --max-updates {params.max_updates} --validate-every {params.validate_every}"
-        " --batch-size {params.batch_size} {params.model} --device {params.device} {params.bf16}"
-        " --threads {threads} > {log:q} 2>&1"
+        "python -m w2vu gan-train --variant {params.variant} --seed {params.seed}"
+        " --features {params.features:q} --valid-features {params.valid_features:q}"
+        " {params.code_penalty} {params.gradient_penalty} {params.smoothness} {params.km}"
+        " {params.valid_phn} --text {input.text:q} --dictionary {input.dictionary:q}"
+        " --lm {input.lm:q} --out-dir {params.out_dir:q} --max-updates {params.max_updates}"
+        " --validate-every {params.validate_every} --batch-size {params.batch_size}"
+        " {params.discriminator_dim} {params.lr_generator} {params.lr_discriminator}"
+        " --device {params.device} {params.bf16} --threads {threads} > {log:q} 2>&1"
 
 
 # Selection across every run of the sweep (all configured variants): selected.json holds the
@@ -45,15 +58,15 @@ rule gan_select:
         "results/{lang}/gan/selected.json",
     params:
         runs=lambda w: gan_run_dirs(w.lang),
-        method=config["gan"]["selection"],
-        tolerance=config["gan"]["paper_tolerance"],
+        selection=config["gan"]["selection"],
+        paper_tolerance=config["gan"]["paper_tolerance"],
     log:
         "logs/{lang}/gan_select.log",
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m w2vu gan-select --runs {params.runs:q} --method {params.method}"
-        " --tolerance {params.tolerance} --out {output:q} > {log:q} 2>&1"
+        "python -m w2vu gan-select --runs {params.runs:q} --selection {params.selection}"
+        " --paper-tolerance {params.paper_tolerance} --out {output:q} > {log:q} 2>&1"
 
 
 # Viterbi transcripts of the selected run on every split; the frame log-probs go along for WFST
@@ -71,8 +84,7 @@ rule gan_generate:
     params:
         features=lambda w: [f"{v}={p}" for v, p in gan_split_features(w.lang, w.split).items()],
         out_dir=subpath(output.txt, parent=True),
-        decode_stride=lambda w: (f"--decode-stride {config['gan']['decode_stride']}"
-                                 if config["gan"]["decode_stride"] else ""),
+        decode_stride=option("--decode-stride", config["gan"]["decode_stride"]),
         device=config["gan"]["device"],
     threads: 2
     log:
@@ -124,7 +136,7 @@ rule baseline_random_checkpoint:
         " --note-failure > {log:q} 2>&1"
 
 
-rule baseline_random_generate:
+rule baseline_random_generator:
     input:
         checkpoint="results/{lang}/gan/baseline_random/best.pt",
         features=lambda w: [f"{p}.npy" for p in gan_split_features(w.lang, w.split).values()],
@@ -136,13 +148,14 @@ rule baseline_random_generate:
         features=lambda w: [f"{v}={p}" for v, p in gan_split_features(w.lang, w.split).items()],
         out_dir=subpath(output.txt, parent=True),
     log:
-        "logs/{lang}/baseline_random_generate/{split}.log",
+        "logs/{lang}/baseline_random_generator/{split}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m w2vu gan-generate --checkpoint {input.checkpoint:q} --features {params.features:q}"
-        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} --split {wildcards.split}"
-        " --device cpu --note-failure > {log:q} 2>&1"
+        "python -m w2vu baseline-random-generator --checkpoint {input.checkpoint:q}"
+        " --features {params.features:q} --dictionary {input.dictionary:q}"
+        " --out-dir {params.out_dir:q} --split {wildcards.split} --device cpu --note-failure"
+        " > {log:q} 2>&1"
 
 
 # The supervised ceiling: a linear CTC probe on each variant's GAN input, trained on the train
@@ -192,7 +205,7 @@ rule probe_decode:
         " > {log:q} 2>&1"
 
 
-rule scores:
+rule score:
     input:
         score_inputs,
     output:
@@ -200,7 +213,7 @@ rule scores:
     params:
         rows=score_args,
     log:
-        "logs/{lang}/scores.log",
+        "logs/{lang}/score.log",
     conda:
         "../../envs/torch.yaml"
     shell:

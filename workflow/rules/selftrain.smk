@@ -71,8 +71,7 @@ rule hmm_train:
         iters=config["selftrain"]["hmm_iters"],
         gaussians=config["selftrain"]["hmm_gaussians"],
         delta_order=config["selftrain"]["hmm_delta_order"],
-        max_utterances=(f"--max-utterances {config['selftrain']['hmm_max_utterances']}"
-                        if config["selftrain"]["hmm_max_utterances"] else ""),
+        max_utterances=option("--max-utterances", config["selftrain"]["hmm_max_utterances"]),
         seed=config["selftrain"]["seed"],
     log:
         "logs/{lang}/hmm_train.log",
@@ -159,7 +158,12 @@ rule ctc_train:
         "results/{lang}/selftrain/ctc/iter{ctc_round}/model.pt",
     params:
         source=lambda w: ctc_source_args(w.lang, TRAIN),
-        model=ctc_model_args(),
+        init=ctc_option("init"),
+        lr=ctc_option("lr"),
+        batch_seconds=ctc_option("batch_seconds"),
+        max_updates=ctc_option("max_updates"),
+        max_epochs=ctc_option("max_epochs"),
+        bf16=ctc_option("bf16"),
         out_dir=subpath(output[0], parent=True),
         # a new seed per round: a round that starts again from rejected labels must not repeat
         seed=lambda w: config["selftrain"]["seed"] + int(w.ctc_round) - 1,
@@ -175,7 +179,8 @@ rule ctc_train:
         "../../envs/kaldi.yaml"
     shell:
         "python -m w2vu ctc-train {params.source} --labels {input.labels:q}"
-        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} {params.model}"
+        " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} {params.init}"
+        " {params.lr} {params.batch_seconds} {params.max_updates} {params.max_epochs} {params.bf16}"
         " --seed {params.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
@@ -208,42 +213,27 @@ rule ctc_transcribe:
 # Every candidate is scored as the reference scores its HMM stages (§4.1 step 4): ln(phone-LM
 # perplexity) x error rate against the GAN's pseudo-labels, on the train split. "Round 0" is the
 # HMM's output, so a CTC round is kept only when it beats the HMM and every kept round before it.
-rule ctc_baseline:
-    input:
-        labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
-        transcripts=lambda w: transcript(w.lang, "hmm", TRAIN),
-        lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
-    output:
-        "results/{lang}/selftrain/ctc/iter0/round.json",
-    log:
-        "logs/{lang}/ctc_judge/iter0.log",
-    conda:
-        "../../envs/kaldi.yaml"
-    shell:
-        "python -m w2vu ctc-judge --round 0 --labels {input.labels:q}"
-        " --transcripts {input.transcripts:q} --lm {input.lm:q} --out {output:q} > {log:q} 2>&1"
-
-
 rule ctc_judge:
     input:
+        unpack(ctc_judge_inputs),
         labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
-        transcripts=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round))}/transcripts/{TRAIN}.txt",
         lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
-        previous=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round) - 1)}/round.json",
     output:
-        "results/{lang}/selftrain/ctc/iter{ctc_round}/round.json",
+        "results/{lang}/selftrain/ctc/iter{judged_round}/round.json",
+    params:
+        previous=lambda w, input: shlex.join(["--previous", *input.previous]) if input.previous else "",
     log:
-        "logs/{lang}/ctc_judge/iter{ctc_round}.log",
+        "logs/{lang}/ctc_judge/iter{judged_round}.log",
     conda:
         "../../envs/kaldi.yaml"
     shell:
-        "python -m w2vu ctc-judge --round {wildcards.ctc_round} --labels {input.labels:q}"
-        " --transcripts {input.transcripts:q} --lm {input.lm:q} --previous {input.previous:q}"
+        "python -m w2vu ctc-judge --round {wildcards.judged_round} --labels {input.labels:q}"
+        " --transcripts {input.transcripts:q} --lm {input.lm:q} {params.previous}"
         " --out {output:q} > {log:q} 2>&1"
 
 
 # The final self-trained transcripts: the best kept round's (the HMM's when no round was kept).
-rule ctc_final:
+rule ctc_best:
     input:
         decision=lambda w: f"{ctc_round_dir(w.lang, CTC_ROUNDS)}/round.json",
         transcripts=lambda w: [f"{ctc_round_dir(w.lang, r)}/transcripts/{w.split}.txt"
@@ -254,7 +244,7 @@ rule ctc_final:
     params:
         rounds_dir=lambda w: f"results/{w.lang}/selftrain/ctc",
     log:
-        "logs/{lang}/ctc_final/{split}.log",
+        "logs/{lang}/ctc_best/{split}.log",
     conda:
         "../../envs/kaldi.yaml"
     shell:

@@ -30,7 +30,7 @@ rule lexicon:
         words="results/{lang}/text/words.txt",
         lexicon="results/{lang}/text/lexicon.lst",
     params:
-        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+        language=lookup(dpath="languages/{lang}/espeak", within=config),
         min_word_count=config["text"]["min_word_count"],
         user_lexicon=user_lexicon_args,
         cache_dir="results/{lang}/text/cache",
@@ -41,7 +41,7 @@ rule lexicon:
     conda:
         "../../envs/text.yaml"
     shell:
-        "python -m w2vu lexicon --text {input.text:q} --language {params.espeak:q}"
+        "python -m w2vu lexicon --text {input.text:q} --language {params.language:q}"
         " --out-words {output.words:q} --out-lexicon {output.lexicon:q}"
         " --min-word-count {params.min_word_count} {params.user_lexicon}"
         " --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
@@ -86,7 +86,7 @@ rule reference_phones:
     output:
         "results/{lang}/manifest/{split}.phn",
     params:
-        espeak=lookup(dpath="languages/{lang}/espeak", within=config),
+        language=lookup(dpath="languages/{lang}/espeak", within=config),
         user_lexicon=user_lexicon_args,
         casefold="--casefold" if config["text"]["casefold"] else "",
         cache_dir="results/{lang}/text/cache",
@@ -97,7 +97,7 @@ rule reference_phones:
     shell:
         "python -m w2vu reference-phones --words {input.words:q} --given {input.given:q}"
         " --dictionary {input.dictionary:q} --lexicon {input.lexicon:q} --out {output:q}"
-        " --language {params.espeak:q} {params.user_lexicon} {params.casefold}"
+        " --language {params.language:q} {params.user_lexicon} {params.casefold}"
         " --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
 
 
@@ -115,7 +115,7 @@ rule phone_lm:
     conda:
         "../../envs/text.yaml"
     shell:
-        "python -m w2vu lm --text {input.text:q} --order {params.order} --out {output.arpa:q}"
+        "python -m w2vu phone-lm --text {input.text:q} --order {params.order} --out {output.arpa:q}"
         " > {log:q} 2>&1"
 
 
@@ -135,7 +135,7 @@ rule word_lm:
     conda:
         "../../envs/text.yaml"
     shell:
-        "python -m w2vu lm --text {input.text:q} --order {params.order} --prune {params.prune}"
+        "python -m w2vu word-lm --text {input.text:q} --order {params.order} --prune {params.prune}"
         " {params.lmplz} --out {output.arpa:q} > {log:q} 2>&1"
 
 

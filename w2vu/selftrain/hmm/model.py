@@ -34,8 +34,8 @@ DELTA_WINDOW = 2
 class HmmConfig:
     """Training settings; the defaults are the reference's train_mono.sh ones."""
 
-    num_iters: int = 40
-    total_gaussians: int = 1000
+    iters: int = 40
+    gaussians: int = 1000
     max_iter_inc: int = 30  # mix up during the first passes only
     realign_iters: tuple[int, ...] = REFERENCE_REALIGN
     boost_silence: float = 1.25

@@ -258,9 +258,9 @@ def train_hmm(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
     num_gauss = am.num_gauss
     _update(am, trans_model, stats, 3.0, num_gauss, config)
     _log_pass(report, 0, stats, failed, time.perf_counter() - start)
-    increment = max((config.total_gaussians - num_gauss) // max(config.max_iter_inc, 1), 0)
+    increment = max((config.gaussians - num_gauss) // max(config.max_iter_inc, 1), 0)
     beam = config.initial_beam
-    for it in range(1, config.num_iters):
+    for it in range(1, config.iters):
         start = time.perf_counter()
         if it in config.realign_iters:
             aligner = boosted(am, trans_model, lang.sil_phone_id, config.boost_silence)

@@ -20,17 +20,25 @@ def backbone_input(wildcards):
     return [] if backbone == "mfcc" or wildcards.variant == "mfcc100" else [backbone]
 
 
-def backbone_args(variant):
-    """`w2vu extract` arguments naming the backbone of a feature variant."""
-    cfg = config["features"]
-    if variant == "mfcc100":
-        return "--backbone mfcc --mfcc-stack 1"
-    if cfg["backbone"] == "mfcc":
-        cmvn = " --mfcc-cmvn" if cfg["mfcc_cmvn"] else ""
-        return f"--backbone mfcc --mfcc-stack {cfg['mfcc_stack']}{cmvn}"
-    normalize = "no" if variant == "unnormalized" else cfg["normalize"]
-    return shlex.join(["--backbone", cfg["backbone"], "--layer", str(cfg["layer"]),
-                       "--normalize", normalize])
+def backbone_of(variant):
+    """`w2vu extract --backbone` of a feature variant: MFCC for the 2.0 targets, else the
+    configured backbone."""
+    return "mfcc" if variant == "mfcc100" else config["features"]["backbone"]
+
+
+def backbone_option(wildcards, key):
+    """One `w2vu extract` backbone flag of a feature variant, or nothing where it does not apply:
+    the MFCC settings for MFCC (the 2.0 targets: 39-d, unstacked), the layer and waveform
+    normalisation for a model (`unnormalized`: never normalised)."""
+    cfg, variant = config["features"], wildcards.variant
+    mfcc = backbone_of(variant) == "mfcc"
+    value = {
+        "mfcc_stack": (1 if variant == "mfcc100" else cfg["mfcc_stack"]) if mfcc else None,
+        "mfcc_cmvn": cfg["mfcc_cmvn"] and variant != "mfcc100" if mfcc else None,
+        "layer": None if mfcc else cfg["layer"],
+        "normalize": None if mfcc else "no" if variant == "unnormalized" else cfg["normalize"],
+    }[key]
+    return option(f"--{key.replace('_', '-')}", value)
 
 
 def backbone_dim():

@@ -50,27 +50,10 @@ def gan_inputs(wildcards):
     return inputs
 
 
-def gan_args(wildcards, input):
-    """`w2vu gan-train` arguments of one run."""
-    run = GAN_RUNS[wildcards.run]
-    args = ["--variant", wildcards.gan_variant[-1], "--seed", str(run["seed"]),
-            "--features", input.train.removesuffix(".npy"),
-            "--valid-features", input.valid.removesuffix(".npy")]
-    for key in ("code_penalty", "gradient_penalty", "smoothness"):
-        if run[key] is not None:
-            args += [f"--{key.replace('_', '-')}", str(run[key])]
-    if "km" in input.keys():
-        args += ["--km", input.km]
-    if "valid_phn" in input.keys():
-        args += ["--valid-phn", input.valid_phn]
-    return shlex.join(args)
-
-
-def gan_model_args():
-    """`w2vu gan-train` flags of the discriminator size and learning rates that are set."""
-    keys = ("discriminator_dim", "lr_generator", "lr_discriminator")
-    return " ".join(f"--{k.replace('_', '-')} {config['gan'][k]}" for k in keys
-                    if config["gan"][k] is not None)
+def gan_run_option(wildcards, key):
+    """A sweep value of one run as its `gan-train` flag; none where the variant's reference
+    value applies."""
+    return option(f"--{key.replace('_', '-')}", GAN_RUNS[wildcards.run][key])
 
 
 def gan_targets(lang):

@@ -46,27 +46,36 @@ def ctc_source_args(lang, split):
     return shlex.join(["--features", selftrain_features(lang, split)])
 
 
-def ctc_model_args():
-    """`ctc-train` arguments of the configured CTC model: the backbone to fine-tune with its
-    schedule, or the small encoder's."""
+def ctc_option(key):
+    """One `ctc-train` flag of the configured CTC model: fine-tuning the backbone reads the
+    `selftrain.finetune_*` keys, the small encoder the `selftrain.ctc_*` ones; a flag the model
+    has no key for is left out."""
     cfg = config["selftrain"]
-    if CTC_FINETUNE:
-        return shlex.join([
-            "--init", config["features"]["backbone"], "--lr", str(cfg["finetune_lr"]),
-            "--batch-seconds", str(cfg["finetune_batch_seconds"]),
-            "--max-updates", str(cfg["finetune_max_updates"]),
-            "--max-epochs", str(cfg["finetune_max_epochs"]),
-            "--bf16" if cfg["finetune_bf16"] else "--no-bf16"])
-    return shlex.join(["--max-updates", str(cfg["ctc_max_updates"]),
-                       "--max-epochs", str(cfg["ctc_max_epochs"])])
+    value = cfg.get(f"finetune_{key}" if CTC_FINETUNE else f"ctc_{key}")
+    if key == "init":
+        value = config["features"]["backbone"] if CTC_FINETUNE else None
+    if key == "bf16" and value is not None:
+        return "--bf16" if value else "--no-bf16"
+    return option(f"--{key.replace('_', '-')}", value)
 
 
 wildcard_constraints:
     ctc_round=r"[1-9][0-9]*",
+    judged_round=r"[0-9]+",
 
 
 def ctc_round_dir(lang, ctc_round):
     return f"results/{lang}/selftrain/ctc/iter{ctc_round}"
+
+
+def ctc_judge_inputs(wildcards):
+    """What `ctc-judge` scores: round 0 is the HMM's train transcripts (no previous decision),
+    round N the round's own, judged against the decision of round N-1."""
+    lang, judged = wildcards.lang, int(wildcards.judged_round)
+    if judged == 0:
+        return {"transcripts": transcript(lang, "hmm", TRAIN), "previous": []}
+    return {"transcripts": f"{ctc_round_dir(lang, judged)}/transcripts/{TRAIN}.txt",
+            "previous": [f"{ctc_round_dir(lang, judged - 1)}/round.json"]}
 
 
 def ctc_labels(lang, ctc_round):

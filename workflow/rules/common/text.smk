@@ -33,7 +33,7 @@ def user_lexicon_args(wildcards):
     lang_cfg = language(wildcards.lang)
     if "lexicon" not in lang_cfg:
         return ""
-    return shlex.join(["--user-lexicon", lang_cfg["lexicon"], "--mode", lang_cfg["lexicon_mode"]])
+    return shlex.join(["--user-lexicon", lang_cfg["lexicon"], "--lexicon-mode", lang_cfg["lexicon_mode"]])
 
 
 # The reference's decoding graphs (fairseq kaldi_initializer): phones to words through the word LM
