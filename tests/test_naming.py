@@ -8,6 +8,7 @@ import re
 from tests.conftest import REPO
 from tests.test_cli import subparsers_of
 from w2vu.cli import build_parser
+from w2vu.cli.commands import resolved
 
 RULES = REPO / "workflow" / "rules"
 # Rules that run a command of another name, and why (README's map table lists them too).
@@ -130,3 +131,144 @@ def test_each_config_key_reaches_its_command_as_the_flag_of_its_name():
               or prefix is not None and (prefix in SHARED_PREFIXES or rule.startswith(prefix)
                                          or any(w.startswith(prefix) for w in rule.split("_"))))
         assert ok, f"rule {rule}: config key {key} reaches --{flag}; give them one name"
+
+
+SCHEMAS = REPO / "workflow" / "schemas"
+# Schema keys that reach no command flag unchanged, and where they go instead.
+UNMAPPED = {
+    "audio.shards": "the number of shard lists and jobs (inventory --shards counts them)",
+    "audio.workers": "the threads of the audio rules",
+    "text.lid_model": "an input and the --lid-model of normalize (lid_args, with lid_label)",
+    "text.lid_threshold": "normalize --lid-threshold, passed with the LID model only",
+    "text.selection_phone_lm_order": "the {order} of the phone LM file gan_train reads",
+    "text.decoding_phone_lm_order": "the {order} of the phone LM file the phone graph uses",
+    "text.lmplz": "word-lm --lmplz, passed only when set (lmplz_args)",
+    "text.graphs": "which graphs rule all asks for",
+    "features.backbone": "extract --backbone per feature variant (mfcc for the 2.0 targets)",
+    "features.layer": "extract --layer, for a model backbone only (backbone_option)",
+    "features.normalize": "extract --normalize, for a model backbone only (backbone_option)",
+    "features.cluster_unnormalized": "which feature variant k-means reads",
+    "features.mfcc_stack": "extract --mfcc-stack, for the MFCC backbone only (backbone_option)",
+    "features.mfcc_cmvn": "extract --mfcc-cmvn, for the MFCC backbone only (backbone_option)",
+    "features.gpu": "resources gpu=1, and kmeans --device cuda",
+    "features.train_split": "the split k-means, PCA and the targets learn from (paths)",
+    "features.pca_dim": "the {dim} of the PCA paths: pca --dim {wildcards.dim}",
+    "features.gan_inputs": "which feature chains rule all asks for",
+    "gan.variants": "the {gan_variant} of the run paths: gan-train --variant",
+    "gan.code_penalty": "a sweep: each run's --code-penalty (gan_run_option)",
+    "gan.gradient_penalty": "a sweep: each run's --gradient-penalty (gan_run_option)",
+    "gan.smoothness": "a sweep: each run's --smoothness (gan_run_option)",
+    "gan.seeds": "a sweep: each run's --seed",
+    "gan.gpu": "resources gpu=1",
+    "gan.valid_split": "the split whose features are gan-train --valid-features",
+    "decode.graph": "the graph folder of wfst-tune and wfst-decode",
+    "decode.tune_split": "the split wfst-tune reads",
+    "selftrain.hmm_features": "which features the HMM and the small CTC model read",
+    "selftrain.tune_split": "the split hmm-tune reads",
+    "selftrain.ctc_iterations": "the number of CTC rounds (ctc_round paths)",
+    "selftrain.ctc_max_epochs": "ctc-train --max-epochs of the small model (ctc_option)",
+    "selftrain.ctc_max_updates": "ctc-train --max-updates of the small model (ctc_option)",
+    "selftrain.ctc_lm_decode": "whether ctc-transcribe gets the phone graph",
+    "selftrain.ctc_model": "which CTC model the rounds train (ctc_option)",
+    "selftrain.finetune_lr": "ctc-train --lr when fine-tuning (ctc_option)",
+    "selftrain.finetune_batch_seconds": "ctc-train --batch-seconds when fine-tuning",
+    "selftrain.finetune_max_updates": "ctc-train --max-updates when fine-tuning",
+    "selftrain.finetune_max_epochs": "ctc-train --max-epochs when fine-tuning",
+    "selftrain.finetune_bf16": "ctc-train --bf16 when fine-tuning",
+    "selftrain.gpu": "resources gpu=1",
+    "model.system": "model --system, checked against the rounds first (model_system)",
+}
+
+
+# Keys whose command, run by hand, has a default of its own on purpose.
+OWN_DEFAULTS = {
+    "features.shards": "`w2vu extract` by hand reads the whole manifest (--shards 1)",
+    "text.word_lm_prune": "`w2vu word-lm` by hand prunes nothing; the schema's thresholds go "
+                          "with its word_lm_order 4, as the reference's",
+}
+
+
+def schema_defaults(schema: dict, prefix: str = "") -> dict[str, object]:
+    """Every leaf key of a schema with its default (a missing default is absent)."""
+    found: dict[str, object] = {}
+    for name, spec in schema.get("properties", {}).items():
+        if spec.get("type") == "object" and "properties" in spec:
+            found.update(schema_defaults(spec, f"{prefix}{name}."))
+        else:
+            found[f"{prefix}{name}"] = spec.get("default", "no default")
+    return found
+
+
+def cli_default(command: str, flag: str) -> object:
+    parser = subparsers_of(build_parser())[command.split()[0]]
+    if " " in command:
+        parser = subparsers_of(parser)[command.split()[1]]
+    (action,) = [a for a in parser._actions if f"--{flag}" in a.option_strings]
+    return "no default" if action.required else resolved(action.default)
+
+
+def test_each_default_of_a_config_key_is_the_commands_default():
+    """The schema's default of every key a rule passes on unchanged is the command's own default
+    (which is its library dataclass's where it has one); every other key is listed above."""
+    import yaml
+
+    config = schema_defaults(yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text()))
+    language = schema_defaults(yaml.safe_load((SCHEMAS / "language.schema.yaml").read_text()),
+                               "languages.*.")
+    mapped = set()
+    for _, command, flag, key in param_key_flags():
+        mapped.add(key)
+        expected = {**config, **language}.get(key, "no default")
+        if expected == "no default" or key in OWN_DEFAULTS:
+            continue
+        got = cli_default(command, flag)
+        got = list(got) if isinstance(got, tuple) else got
+        assert got in (expected, "no default"), \
+            f"{key} defaults to {expected!r} in the schema, `w2vu {command} --{flag}` to {got!r}"
+    assert set(config) - mapped - {"languages"} == set(UNMAPPED), \
+        "list each schema key that reaches no flag unchanged in UNMAPPED, and no other"
+
+
+def test_library_defaults_resolve_and_each_flag_is_named_as_its_field():
+    """Every option whose default lives in a library dataclass carries that field's name
+    (`hmm-train --iters` -> `HmmConfig.iters`), and the default resolves."""
+    from w2vu.cli.commands import LibraryDefault
+
+    parsers = dict(subparsers_of(build_parser()))
+    parsers.update({f"report {k}": v for k, v in subparsers_of(parsers.pop("report")).items()})
+    checked = 0
+    for command, parser in parsers.items():
+        for action in parser._actions:
+            if isinstance(action.default, LibraryDefault):
+                owner = action.default.owner.partition(":")[2]
+                if "." in owner:
+                    assert owner.split(".")[1] == action.dest, \
+                        f"`w2vu {command} --{action.dest}` takes its default from {owner}"
+                assert action.default.value() is not action.default
+                checked += 1
+    assert checked >= 40, checked
+
+
+def test_shipped_configs_restate_no_default():
+    """config/*.yaml set only what differs from the schema's defaults (the defaults live there)."""
+    import yaml
+
+    defaults = schema_defaults(yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text()))
+    configs = sorted((REPO / "config").glob("**/*.yaml"))
+    assert len(configs) >= 3
+    for path in configs:
+        settings = {k: v for k, v in yaml.safe_load(path.read_text()).items() if k != "languages"}
+        for section, values in settings.items():
+            for key, value in flat(values, f"{section}."):
+                assert defaults.get(key, "no default") != value, \
+                    f"{path.relative_to(REPO)}: {key}: {value!r} is the default; remove it"
+
+
+def flat(values: dict, prefix: str) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += flat(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out

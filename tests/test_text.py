@@ -102,7 +102,7 @@ def test_lid_filter_with_a_local_fasttext_model(tmp_path):
     mixed = tmp_path / "mixed.txt"
     mixed.write_text(SAMPLES["en-us"] + SAMPLES["sv"])
     counts = normalize_text([mixed], tmp_path / "out.txt",
-                            NormalizeSettings(lid_model=str(tmp_path / "lid.bin"),
+                            NormalizeSettings(casefold=False, lid_model=str(tmp_path / "lid.bin"),
                                               lid_label="en"))
     assert counts["lines dropped by LID"] == 2
     assert (tmp_path / "out.txt").read_text().startswith("The cat sat")

@@ -10,10 +10,9 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from tests.conftest import REPO
-from tests.workflow_helpers import TINY_DOWNSTREAM, TINY_GAN, planned_jobs, snakemake
+from tests.workflow_helpers import TEST_CONFIGS, planned_jobs, snakemake
 from w2vu.audio.inventory import read_shard_list
 from w2vu.io.features import open_features
 from w2vu.io.manifest import read_manifest
@@ -24,12 +23,7 @@ pytestmark = pytest.mark.slow
 def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
     """Labels, a two-seed sweep, selection, transcripts of every split, WFST decoding, HMM and two
     CTC self-training rounds, and a scores row for every stage on every split."""
-    config = {"languages": {"demo": {"espeak": "en-us", "demo": {"minutes": 0.4, "seed": 3},
-                                     "splits": {"fractions": {"train": 0.5, "valid": 0.5}}}},
-              "audio": {"shards": 1}, "gan": {**TINY_GAN, "seeds": [1, 2]},
-              **TINY_DOWNSTREAM}
-    config["selftrain"] = {**config["selftrain"], "ctc_iterations": 2}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copyfile(TEST_CONFIGS / "demo.yaml", tmp_path / "config.yaml")  # as a user runs it
     snakemake(tmp_path)
     out = tmp_path / "results/demo"
     splits = ("train", "valid")

@@ -14,14 +14,12 @@ import yaml
 from tests.conftest import PHRASES, REPO, VOICES, pad_with_silence, speech_chunk
 
 CORPUS = "my corpus (v1) & 'co'"
-TINY_GAN = {"max_updates": 2, "validate_every": 1, "batch_size": 4}
+# The runnable test configs (config/test/, config/README.md): the workflow tests start from them.
+TEST_CONFIGS = REPO / "config" / "test"
+TINY = yaml.safe_load((TEST_CONFIGS / "tiny.yaml").read_text(encoding="utf-8"))
+TINY_GAN = TINY["gan"]
 # Decoding and self-training as small as they go: one grid point, a few HMM passes, short CTC.
-TINY_DOWNSTREAM = {
-    "decode": {"acoustic_scales": [0.5], "blank_weights": [0.0]},
-    "selftrain": {"hmm_iters": 3, "hmm_gaussians": 40, "hmm_lm_weights": [10],
-                  "ctc_iterations": 1, "ctc_max_updates": 4},
-    "probe": {"steps": 5},
-}
+TINY_DOWNSTREAM = {section: TINY[section] for section in ("decode", "selftrain", "probe")}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -47,10 +45,12 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
 
 def write_config(workdir: Path, language: dict, audio: dict | None = None,
                  text: dict | None = None, features: dict | None = None) -> None:
-    config = {"languages": {"tiny": {"espeak": "en-us", **language}},
-              "audio": audio or {"shards": 2}, "text": text or {"min_phones": 1},
-              "features": features or {"clusters": 8, "km_clusters": 4},
-              "gan": TINY_GAN, **TINY_DOWNSTREAM}
+    """config/test/tiny.yaml on the test's own corpus (`language`), with the sections a test
+    varies replaced."""
+    config = {**TINY, "languages": {"tiny": {"espeak": "en-us", **language}}}
+    for section, values in (("audio", audio), ("text", text), ("features", features)):
+        if values is not None:
+            config[section] = values
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
 

@@ -30,8 +30,8 @@ STAGE = "convert"
 class DurationLimits:
     """Accepted input durations in seconds."""
 
-    min_seconds: float
-    max_seconds: float
+    min_seconds: float = 0.5
+    max_seconds: float = 120.0
 
 
 def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:

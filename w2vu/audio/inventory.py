@@ -25,6 +25,9 @@ from w2vu.io.tables import read_table, write_table
 log = logging.getLogger(__name__)
 STAGE = "inventory"
 ENTRY_COLUMNS = ("key", "split", "path", "speaker", "transcript", "phones")
+# What a folder scan takes: every format the decoder reads (ffmpeg for the compressed ones).
+AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "opus", "mp3", "m4a", "aac", "wma", "webm", "aiff", "aif",
+                    "au", "sph", "w64", "caf")
 
 
 @dataclass(frozen=True)

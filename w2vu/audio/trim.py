@@ -31,7 +31,7 @@ class TrimParams:
 
     pad_seconds: float = 0.0
     no_speech: str = "keep"  # "keep" the whole file, or "reject" it
-    min_seconds: float = 0.0
+    min_seconds: float = 0.2
 
 
 def padded_segments(segments: list[tuple[int, int]], pad: int,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from w2vu.cli import audio, decode, features, gan, model, report, selftrain, text
 from w2vu.cli import eval as evaluation
+from w2vu.cli.commands import LibraryDefault, resolve_defaults
 from w2vu.errors import W2vuError
 from w2vu.logs import setup_logging
 
@@ -32,12 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
             p = sub.add_parser(command.name, help=command.help, description=command.help)
             p.set_defaults(handler=command.handler)
             command.arguments(p)
+            name_library_defaults(p)
     return parser
+
+
+def name_library_defaults(parser: argparse.ArgumentParser) -> None:
+    """Each library default in `--help` (looked up only when help is printed)."""
+    for action in parser._actions:
+        if isinstance(action.default, LibraryDefault) and "%(default)" not in (action.help or ""):
+            action.help = f"{action.help or ''} (default %(default)s)".strip()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `w2vu` console script."""
-    args = build_parser().parse_args(argv)
+    args = resolve_defaults(build_parser().parse_args(argv))
     setup_logging(args.verbose, args.command)
     try:
         status = args.handler(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, key_values, workers
+from w2vu.cli.commands import Commands, LibraryDefault, key_values, workers
 from w2vu.errors import W2vuError
 
 COMMANDS = Commands()
@@ -15,9 +15,12 @@ def _demo_corpus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path, help="folder for the audio files")
     p.add_argument("--out-table", required=True, type=Path, help="audio table (TSV) to write")
     p.add_argument("--out-text", required=True, type=Path, help="unpaired text file to write")
-    p.add_argument("--minutes", type=float, default=10.0, help="audio duration (default 10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--language", default="en-us", help="espeak language for reference phones")
+    corpus = "w2vu.demo.corpus:CorpusSettings"
+    p.add_argument("--minutes", type=float, default=LibraryDefault(f"{corpus}.minutes"),
+                   help="audio duration (default %(default)s)")
+    p.add_argument("--seed", type=int, default=LibraryDefault(f"{corpus}.seed"))
+    p.add_argument("--language", default=LibraryDefault(f"{corpus}.language"),
+                   help="espeak language for reference phones (default %(default)s)")
 
 
 @COMMANDS("demo-corpus", _demo_corpus_arguments,
@@ -34,14 +37,18 @@ def _digits_corpus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path, help="folder for the audio files")
     p.add_argument("--out-table", required=True, type=Path, help="audio table (TSV) to write")
     p.add_argument("--out-text", required=True, type=Path, help="unpaired text file to write")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-speakers", nargs="+", default=["nicolas", "theo"])
-    p.add_argument("--valid-fraction", type=float, default=0.1,
-                   help="share of the other speakers' strings in valid (default 0.1)")
-    p.add_argument("--min-digits", type=int, default=3)
-    p.add_argument("--max-digits", type=int, default=6)
-    p.add_argument("--text-lines", type=int, default=5000, help="unpaired digit strings")
-    p.add_argument("--language", default="en-us", help="espeak language for reference phones")
+    digits = "w2vu.digits.corpus:DigitsSettings"
+    p.add_argument("--seed", type=int, default=LibraryDefault(f"{digits}.seed"))
+    p.add_argument("--test-speakers", nargs="+", default=LibraryDefault(f"{digits}.test_speakers"))
+    p.add_argument("--valid-fraction", type=float,
+                   default=LibraryDefault(f"{digits}.valid_fraction"),
+                   help="share of the other speakers' strings in valid (default %(default)s)")
+    p.add_argument("--min-digits", type=int, default=LibraryDefault(f"{digits}.min_digits"))
+    p.add_argument("--max-digits", type=int, default=LibraryDefault(f"{digits}.max_digits"))
+    p.add_argument("--text-lines", type=int, default=LibraryDefault(f"{digits}.text_lines"),
+                   help="unpaired digit strings")
+    p.add_argument("--language", default=LibraryDefault(f"{digits}.language"),
+                   help="espeak language for reference phones (default %(default)s)")
 
 
 @COMMANDS("digits-corpus", _digits_corpus_arguments,
@@ -60,8 +67,9 @@ def _inventory_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paths", nargs="*", default=[], help="folders or globs of audio files")
     p.add_argument("--table", help="TSV with a path column (instead of --paths)")
     p.add_argument("--references", help="TSV of path/key, transcript[, phones]")
-    p.add_argument("--extensions", nargs="+", required=True,
-                   help="extensions taken when scanning folders")
+    p.add_argument("--extensions", nargs="+",
+                   default=LibraryDefault("w2vu.audio.inventory:AUDIO_EXTENSIONS"),
+                   help="extensions taken when scanning folders (default %(default)s)")
     p.add_argument("--split-method", choices=("hash", "lists", "column"), default="hash")
     p.add_argument("--split-fractions", nargs="*", default=["train=1"], metavar="NAME=FRACTION")
     p.add_argument("--split-lists", nargs="*", default=[], metavar="NAME=FILE")
@@ -96,8 +104,9 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--out-manifest", required=True, type=Path)
     p.add_argument("--out-rejects", required=True, type=Path)
-    p.add_argument("--min-seconds", type=float, default=0.0)
-    p.add_argument("--max-seconds", type=float, default=float("inf"))
+    limits = "w2vu.audio.convert:DurationLimits"
+    p.add_argument("--min-seconds", type=float, default=LibraryDefault(f"{limits}.min_seconds"))
+    p.add_argument("--max-seconds", type=float, default=LibraryDefault(f"{limits}.max_seconds"))
     workers(p)
 
 
@@ -112,11 +121,15 @@ def cmd_convert(a: argparse.Namespace) -> None:
 def _vad_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--out-vads", required=True, type=Path)
-    p.add_argument("--window", type=float, default=0.025, help="window in seconds")
-    p.add_argument("--shift", type=float, default=0.01, help="frame shift in seconds")
-    p.add_argument("--n-fft", type=int, default=512)
-    p.add_argument("--sft-threshold", type=float, default=0.5, help="spectral flatness threshold")
-    p.add_argument("--vad-threshold", type=float, default=0.4)
+    vad = "w2vu.audio.vad:VadParams"
+    p.add_argument("--window", type=float, default=LibraryDefault(f"{vad}.window"),
+                   help="window in seconds")
+    p.add_argument("--shift", type=float, default=LibraryDefault(f"{vad}.shift"),
+                   help="frame shift in seconds")
+    p.add_argument("--n-fft", type=int, default=LibraryDefault(f"{vad}.n_fft"))
+    p.add_argument("--sft-threshold", type=float, default=LibraryDefault(f"{vad}.sft_threshold"),
+                   help="spectral flatness threshold")
+    p.add_argument("--vad-threshold", type=float, default=LibraryDefault(f"{vad}.vad_threshold"))
     workers(p)
 
 
@@ -136,9 +149,11 @@ def _trim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--out-manifest", required=True, type=Path)
     p.add_argument("--out-rejects", required=True, type=Path)
-    p.add_argument("--pad-seconds", type=float, default=0.0)
-    p.add_argument("--no-speech", choices=("keep", "reject"), default="keep")
-    p.add_argument("--min-seconds", type=float, default=0.0)
+    trim = "w2vu.audio.trim:TrimParams"
+    p.add_argument("--pad-seconds", type=float, default=LibraryDefault(f"{trim}.pad_seconds"))
+    p.add_argument("--no-speech", choices=("keep", "reject"),
+                   default=LibraryDefault(f"{trim}.no_speech"))
+    p.add_argument("--min-seconds", type=float, default=LibraryDefault(f"{trim}.min_seconds"))
     workers(p)
 
 

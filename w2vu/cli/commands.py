@@ -4,6 +4,8 @@ the options and argument forms that recur (`--threads`, `--workers`, `name=value
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +35,42 @@ class Commands(list[Command]):
             return handler
 
         return register
+
+
+@dataclass(frozen=True)
+class LibraryDefault:
+    """An option's default that lives in the library (`module:Class.field` of a dataclass, or
+    `module:CONSTANT`), written there once. It is looked up only when used, so that building the
+    parser imports no library (torch): `--help` prints it through `str`, and `main` resolves it
+    after parsing."""
+
+    owner: str
+
+    def value(self) -> object:
+        module, _, attribute = self.owner.partition(":")
+        class_name, _, name = attribute.partition(".")
+        owner = getattr(importlib.import_module(module), class_name)
+        if not name:  # a module constant
+            return owner
+        (field,) = [f for f in dataclasses.fields(owner) if f.name == name]
+        if field.default_factory is not dataclasses.MISSING:
+            return field.default_factory()
+        return field.default
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
+def resolved(value: object) -> object:
+    """A parsed value, with a library default looked up."""
+    return value.value() if isinstance(value, LibraryDefault) else value
+
+
+def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Look up every library default the command line left in place."""
+    for name, value in vars(args).items():
+        setattr(args, name, resolved(value))
+    return args
 
 
 def threads(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, threads
+from w2vu.cli.commands import Commands, LibraryDefault, threads
 
 log = logging.getLogger("w2vu")
 COMMANDS = Commands()
@@ -31,9 +31,11 @@ def _wfst_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm", required=True, type=Path, help="the graph's LM (ARPA)")
     p.add_argument("--acoustic-scales", type=float, nargs="+", default=[0.3, 0.5, 0.8, 1.2])
     p.add_argument("--blank-weights", type=float, nargs="+", default=[0.0, 2.0, 4.0])
-    p.add_argument("--blank-mode", choices=("add", "set"), default="add")
+    options = "w2vu.decode.wfst:DecodeOptions"
+    p.add_argument("--blank-mode", choices=("add", "set"),
+                   default=LibraryDefault(f"{options}.blank_mode"))
     p.add_argument("--sil-is-blank", action="store_true", help="<SIL> takes the blank weight")
-    p.add_argument("--beam", type=float, default=5.0)
+    p.add_argument("--beam", type=float, default=LibraryDefault(f"{options}.beam"))
     p.add_argument("--min-vt-uer", type=float, default=0.0)
     p.add_argument("--out-tsv", required=True, type=Path, help="every grid point and its score")
     p.add_argument("--out-json", required=True, type=Path, help="the chosen settings")

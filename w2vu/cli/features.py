@@ -6,15 +6,23 @@ import argparse
 import logging
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, threads
+from w2vu.cli.commands import Commands, LibraryDefault, threads
 
 log = logging.getLogger("w2vu")
 COMMANDS = Commands()
+KMEANS = "w2vu.features.kmeans:KmeansConfig"
+BATCHES = "w2vu.features.extract:BatchSettings"
+
+
+def backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("faiss", "sklearn"),
+                   default=LibraryDefault(f"{KMEANS}.backend"))
 
 
 def kmeans_backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss")
-    p.add_argument("--device", default="cpu", help="cpu, or cuda for faiss on GPU")
+    backend(p)
+    p.add_argument("--device", default=LibraryDefault(f"{KMEANS}.device"),
+                   help="cpu, or cuda for faiss on GPU")
     threads(p)
 
 
@@ -57,10 +65,13 @@ def _extract_arguments(p: argparse.ArgumentParser) -> None:
                    help="MFCC frames stacked: 1 = 100 Hz 39-d, 2 = 50 Hz 78-d")
     p.add_argument("--mfcc-cmvn", action="store_true",
                    help="MFCC: zero mean, unit variance per utterance and dimension")
-    p.add_argument("--batch-seconds", type=float, default=0.0,
+    p.add_argument("--batch-seconds", type=float,
+                   default=LibraryDefault(f"{BATCHES}.batch_seconds"),
                    help="padded audio per batch; 0 = auto (1 utterance on CPU, 120 s on GPU)")
-    p.add_argument("--window", type=int, default=64, help="utterances sorted per window")
-    p.add_argument("--max-chunk-seconds", type=float, default=30.0,
+    p.add_argument("--window", type=int, default=LibraryDefault(f"{BATCHES}.window"),
+                   help="utterances sorted per window")
+    p.add_argument("--max-chunk-seconds", type=float,
+                   default=LibraryDefault(f"{BATCHES}.max_chunk_seconds"),
                    help="longer utterances go through the model in chunks")
     p.add_argument("--out-prefix", required=True, help="writes PREFIX.npy and PREFIX.lengths")
     threads(p)
@@ -93,12 +104,13 @@ def cmd_gather_features(a: argparse.Namespace) -> None:
 def _kmeans_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="feature prefix (PREFIX.npy/.lengths)")
     p.add_argument("--out", required=True, type=Path, help="centroids.npy")
-    p.add_argument("--clusters", type=int, default=128)
-    p.add_argument("--niter", type=int, default=50)
-    p.add_argument("--nredo", type=int, default=3)
-    p.add_argument("--sample-fraction", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--init", choices=("random", "k-means++"), default="random",
+    for name in ("clusters", "niter", "nredo"):
+        p.add_argument(f"--{name}", type=int, default=LibraryDefault(f"{KMEANS}.{name}"))
+    p.add_argument("--sample-fraction", type=float,
+                   default=LibraryDefault(f"{KMEANS}.sample_fraction"))
+    p.add_argument("--seed", type=int, default=LibraryDefault(f"{KMEANS}.seed"))
+    p.add_argument("--init", choices=("random", "k-means++"),
+                   default=LibraryDefault(f"{KMEANS}.init"),
                    help="random: the reference (faiss); k-means++: better on clustered data")
     kmeans_backend(p)
 
@@ -129,7 +141,7 @@ def _pca_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True)
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--dim", type=int, default=512)
-    p.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss")
+    backend(p)
     threads(p)
 
 
@@ -188,7 +200,7 @@ def _km_targets_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clusters", type=int, default=64)
     p.add_argument("--sample-fraction", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("faiss", "sklearn"), default="faiss")
+    backend(p)
     threads(p)
 
 

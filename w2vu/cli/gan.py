@@ -8,11 +8,19 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, bracketing, key_values, note_failure, threads
+from w2vu.cli.commands import (
+    Commands,
+    LibraryDefault,
+    bracketing,
+    key_values,
+    note_failure,
+    threads,
+)
 from w2vu.errors import W2vuError
 
 log = logging.getLogger("w2vu")
 COMMANDS = Commands()
+TRAIN = "w2vu.gan.trainer:TrainConfig"
 
 
 def _variant_features(pairs: list[str]) -> dict[int, str]:
@@ -25,7 +33,9 @@ def _variant_features(pairs: list[str]) -> dict[int, str]:
 
 
 def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", type=int, choices=(1, 2), default=1, help="wav2vec-U 1.0 or 2.0")
+    p.add_argument("--variant", type=int, choices=(1, 2),
+                   default=LibraryDefault(f"{TRAIN}.variant"),
+                   help="wav2vec-U 1.0 or 2.0")
     p.add_argument("--features", required=True, help="train feature prefix")
     p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
     p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
@@ -34,17 +44,17 @@ def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-phn", type=Path, help="validation references (.phn), for PER")
     p.add_argument("--km", type=Path, help="2.0: train.km auxiliary targets")
     p.add_argument("--out-dir", required=True, type=Path)
-    p.add_argument("--max-updates", type=int, default=150_000)
-    p.add_argument("--batch-size", type=int, default=160)
+    p.add_argument("--max-updates", type=int, default=LibraryDefault(f"{TRAIN}.max_updates"))
+    p.add_argument("--batch-size", type=int, default=LibraryDefault(f"{TRAIN}.batch_size"))
     p.add_argument("--discriminator-dim", type=int, help="default: the reference's 384")
     p.add_argument("--lr-generator", type=float, help="default: the variant's reference value")
     p.add_argument("--lr-discriminator", type=float, help="default: the variant's reference")
-    p.add_argument("--validate-every", type=int, default=1000)
+    p.add_argument("--validate-every", type=int, default=LibraryDefault(f"{TRAIN}.validate_every"))
     p.add_argument("--code-penalty", type=float, help="default: the variant's reference value")
     p.add_argument("--gradient-penalty", type=float, help="default: the variant's reference")
     p.add_argument("--smoothness", type=float, help="default: the variant's reference value")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=LibraryDefault(f"{TRAIN}.seed"))
+    p.add_argument("--device", default=LibraryDefault(f"{TRAIN}.device"))
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on GPU")
     threads(p)
 

@@ -7,12 +7,14 @@ import logging
 import shutil
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, threads
+from w2vu.cli.commands import Commands, LibraryDefault, threads
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
 
 log = logging.getLogger("w2vu")
 COMMANDS = Commands()
+HMM = "w2vu.selftrain.hmm.model:HmmConfig"
+CTC = "w2vu.selftrain.ctc.steps:CtcConfig"
 
 
 def hmm_decoding(p: argparse.ArgumentParser) -> None:
@@ -26,10 +28,12 @@ def _hmm_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
     p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
     p.add_argument("--out", required=True, type=Path, help="model file")
-    p.add_argument("--iters", type=int, default=40)
-    p.add_argument("--gaussians", type=int, default=1000)
-    p.add_argument("--delta-order", type=int, default=2, choices=(0, 1, 2))
-    p.add_argument("--max-utterances", type=int, help="the reference's mono subset (2000)")
+    p.add_argument("--iters", type=int, default=LibraryDefault(f"{HMM}.iters"))
+    p.add_argument("--gaussians", type=int, default=LibraryDefault(f"{HMM}.gaussians"))
+    p.add_argument("--delta-order", type=int, choices=(0, 1, 2),
+                   default=LibraryDefault(f"{HMM}.delta_order"))
+    p.add_argument("--max-utterances", type=int, default=LibraryDefault(f"{HMM}.max_utterances"),
+                   help="the reference's mono subset (2000)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -39,8 +43,8 @@ def cmd_hmm_train(a: argparse.Namespace) -> None:
     from w2vu.selftrain.hmm.model import HmmConfig
     from w2vu.selftrain.hmm.train import train_hmm
 
-    config = HmmConfig(iters=a.iters, gaussians=a.gaussians,
-                       delta_order=a.delta_order, max_utterances=a.max_utterances)
+    config = HmmConfig(iters=a.iters, gaussians=a.gaussians, delta_order=a.delta_order,
+                       max_utterances=a.max_utterances)
     report = train_hmm(a.features, a.labels, a.dictionary, a.out, config, a.seed)
     log.info("hmm-train: %d of %d utterances, %d frames, log-likelihood per frame %.3f -> %.3f",
              report.used, report.utterances, report.frames, report.loglike_per_frame[0],
@@ -127,8 +131,10 @@ def _ctc_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, type=Path, help="pseudo-labels, a line each")
     p.add_argument("--dictionary", required=True, type=Path, help="dict.phn.txt")
     p.add_argument("--out-dir", required=True, type=Path)
-    p.add_argument("--max-epochs", type=int, default=100, help="0: no limit of this kind")
-    p.add_argument("--max-updates", type=int, default=0, help="0: no limit of this kind")
+    p.add_argument("--max-epochs", type=int, default=LibraryDefault(f"{CTC}.max_epochs"),
+                   help="0: no limit of this kind")
+    p.add_argument("--max-updates", type=int, default=LibraryDefault(f"{CTC}.max_updates"),
+                   help="0: no limit of this kind")
     p.add_argument("--lr", type=float, help="peak learning rate (default 3e-3, fine-tuning 3e-5)")
     p.add_argument("--batch-seconds", type=float,
                    help="fine-tuning: padded audio a batch (default 50, the reference's 800k)")

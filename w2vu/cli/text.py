@@ -5,19 +5,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from w2vu.cli.commands import Commands
+from w2vu.cli.commands import Commands, LibraryDefault
+
+NORMALIZE = "w2vu.text.normalize:NormalizeSettings"
+LEXICON = "w2vu.text.lexicon:LexiconSettings"
+PHONES = "w2vu.text.phones:PhoneSettings"
 
 COMMANDS = Commands()
+
+
+def casefold(p: argparse.ArgumentParser) -> None:
+    """Lower-casing, the same for the unpaired text and the words of the references."""
+    p.add_argument("--casefold", action=argparse.BooleanOptionalAction,
+                   default=LibraryDefault(f"{NORMALIZE}.casefold"),
+                   help="lower-case the text (default %(default)s)")
 
 
 def _normalize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", nargs="+", required=True, type=Path, help="text files")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--casefold", action="store_true")
-    p.add_argument("--max-line-chars", type=int, default=2000, help="longer lines are split")
+    casefold(p)
+    p.add_argument("--max-line-chars", type=int,
+                   default=LibraryDefault(f"{NORMALIZE}.max_line_chars"),
+                   help="longer lines are split")
     p.add_argument("--lid-model", help="local fastText LID model; none: no LID filtering")
-    p.add_argument("--lid-label", default="", help="the language's label in the LID model")
-    p.add_argument("--lid-threshold", type=float, default=0.4)
+    p.add_argument("--lid-label", default=LibraryDefault(f"{NORMALIZE}.lid_label"),
+                   help="the language's label in the LID model")
+    p.add_argument("--lid-threshold", type=float,
+                   default=LibraryDefault(f"{NORMALIZE}.lid_threshold"))
 
 
 @COMMANDS("normalize", _normalize_arguments, "normalise unpaired text, one sentence per line")
@@ -33,9 +48,11 @@ def _lexicon_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", required=True, help="espeak-ng language code")
     p.add_argument("--out-words", required=True, type=Path)
     p.add_argument("--out-lexicon", required=True, type=Path)
-    p.add_argument("--min-word-count", type=int, default=2)
+    p.add_argument("--min-word-count", type=int,
+                   default=LibraryDefault(f"{LEXICON}.min_word_count"))
     p.add_argument("--user-lexicon", help="word<TAB>phones file")
-    p.add_argument("--lexicon-mode", choices=("extend", "replace"), default="extend",
+    p.add_argument("--lexicon-mode", choices=("extend", "replace"),
+                   default=LibraryDefault(f"{LEXICON}.lexicon_mode"),
                    help="the user lexicon extends espeak (its entries win) or replaces it")
     p.add_argument("--cache-dir", type=Path, help="keep pronunciations here between runs")
 
@@ -55,10 +72,11 @@ def _phones_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dict", required=True, type=Path, help="dict.phn.txt")
     p.add_argument("--out-lexicon", required=True, type=Path, help="filtered lexicon")
     p.add_argument("--out-phone-text", required=True, type=Path)
-    p.add_argument("--min-phones", type=int, default=10)
-    p.add_argument("--count-by", choices=("lexicon", "corpus"), default="lexicon")
-    p.add_argument("--sil-prob", type=float, default=0.25)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-phones", type=int, default=LibraryDefault(f"{PHONES}.min_phones"))
+    p.add_argument("--count-by", choices=("lexicon", "corpus"),
+                   default=LibraryDefault(f"{PHONES}.count_by"))
+    p.add_argument("--sil-prob", type=float, default=LibraryDefault(f"{PHONES}.sil_prob"))
+    p.add_argument("--seed", type=int, default=LibraryDefault(f"{PHONES}.seed"))
 
 
 @COMMANDS("phones", _phones_arguments, "phone inventory, filtered lexicon, phone text with <SIL>")
@@ -77,8 +95,9 @@ def _reference_phones_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="the split's .phn")
     p.add_argument("--language", required=True, help="espeak-ng language code")
     p.add_argument("--user-lexicon", help="word<TAB>phones file")
-    p.add_argument("--lexicon-mode", choices=("extend", "replace"), default="extend")
-    p.add_argument("--casefold", action="store_true")
+    p.add_argument("--lexicon-mode", choices=("extend", "replace"),
+                   default=LibraryDefault(f"{LEXICON}.lexicon_mode"))
+    casefold(p)
     p.add_argument("--cache-dir", type=Path, help="the lexicon step's pronunciation cache")
 
 

@@ -35,7 +35,7 @@ _SAMPLE_PER_LINE = 4096  # bytes of each bad line kept for guessing the file's e
 class NormalizeSettings:
     """Case folding, the longest line kept whole (characters), and optional fastText LID."""
 
-    casefold: bool = False
+    casefold: bool = True
     max_line_chars: int = 2000
     lid_model: str | None = None
     lid_label: str = ""

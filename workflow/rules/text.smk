@@ -8,7 +8,7 @@ rule normalize:
     output:
         text="results/{lang}/text/normalized.txt",
     params:
-        casefold="--casefold" if config["text"]["casefold"] else "",
+        casefold="--casefold" if config["text"]["casefold"] else "--no-casefold",
         max_line_chars=config["text"]["max_line_chars"],
         lid=lid_args,
     log:
@@ -88,7 +88,7 @@ rule reference_phones:
     params:
         language=lookup(dpath="languages/{lang}/espeak", within=config),
         user_lexicon=user_lexicon_args,
-        casefold="--casefold" if config["text"]["casefold"] else "",
+        casefold="--casefold" if config["text"]["casefold"] else "--no-casefold",
         cache_dir="results/{lang}/text/cache",
     log:
         "logs/{lang}/reference_phones/{split}.log",
