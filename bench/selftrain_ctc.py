@@ -135,7 +135,7 @@ from w2vu.selftrain.ctc.fit import train_ctc
 from w2vu.selftrain.ctc.rounds import lm_relabel
 from w2vu.selftrain.ctc.steps import CtcConfig
 from w2vu.selftrain.ctc.transcribe import transcribe_ctc
-from w2vu.text.fst import build_graphs
+from w2vu.text.graphs import build_graphs
 from w2vu.text.ngram import estimate_arpa
 folder = Path({str(folder)!r})
 corpus = build_phone_corpus(folder / "corpus", {minutes}, seed=0)

@@ -6,7 +6,7 @@ w2vu.gan.generate (frame argmax, repeats merged) of the same emissions is the ba
 
 Setup (fixed seed): word sentences of the bundled book (plus LJSpeech's transcripts when present in
 ../shared/data), espeak phones (en-us) as lexicon, a word n-gram from w2vu.text.ngram, and the
-`phn_to_words_sil` graph of w2vu.text.fst (blank <s>, <SIL> absorbed). Emissions are synthesised
+`phn_to_words_sil` graph of w2vu.text.graphs (blank <s>, <SIL> absorbed). Emissions are synthesised
 from the phones of the first sentences with <SIL> between words at random: 50 Hz frames, 2-6
 frames per phone and 5-15 per <SIL>, log-softmax of Gaussian noise plus a peak on the true symbol,
 a random other phone on `--confusion` of the phone segments. Each decoder runs in a fresh process
@@ -89,7 +89,7 @@ print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_kb() / 1024,
 def build_language(folder: Path, sentences: list[str], lexicon: dict[str, list[str]],
                    order: int) -> tuple[Path, dict]:
     """dict.phn.txt, lexicon, word ARPA and the phn_to_words_sil graph; sizes and build time."""
-    from w2vu.text.fst import build_graphs
+    from w2vu.text.graphs import build_graphs
     from w2vu.text.ngram import estimate_arpa
     from w2vu.text.phones import write_dictionary
 

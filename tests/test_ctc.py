@@ -29,7 +29,7 @@ from w2vu.selftrain.ctc.model import CtcModelConfig, MaskConfig
 from w2vu.selftrain.ctc.rounds import judge_round, lm_relabel, read_decision, run_ctc_rounds
 from w2vu.selftrain.ctc.steps import CtcConfig
 from w2vu.selftrain.ctc.transcribe import load_ctc_model, transcribe_ctc
-from w2vu.text.fst import build_graphs
+from w2vu.text.graphs import build_graphs
 from w2vu.text.ngram import estimate_arpa
 from w2vu.text.phones import write_dictionary
 from w2vu.train.checkpoints import CHECKPOINT_LAST

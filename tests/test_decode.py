@@ -1,7 +1,7 @@
 """WFST decoding of emissions over tiny HLG graphs, and the unsupervised choice of its settings.
 
-Graphs come from `w2vu.text.fst.build_graphs` on the hand-written dictionary, lexicon and bigram
-ARPA of test_fst.py; emissions are crafted frame by frame so that the right answer is known.
+Graphs come from `w2vu.text.graphs.build_graphs` on the hand-written dictionary, lexicon and bigram
+ARPA of test_graphs.py; emissions are crafted frame by frame so that the right answer is known.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_fst import LEXICON, PHONES, WORD_BIGRAMS, write_arpa
+from tests.test_graphs import LEXICON, PHONES, WORD_BIGRAMS, write_arpa
 from w2vu.decode.tune import choose, make_grid, read_choice, tune_decoding
 from w2vu.decode.wfst import DecodeOptions, decode_split, scaled_emissions
 from w2vu.errors import W2vuError
@@ -23,7 +23,7 @@ from w2vu.io.dictionary import read_fairseq_dict
 from w2vu.io.features import write_features
 from w2vu.io.tables import read_table
 from w2vu.text.arpa import load_phone_lm
-from w2vu.text.fst import build_graphs
+from w2vu.text.graphs import build_graphs
 
 Frame = str | dict[str, float]
 

@@ -67,6 +67,7 @@ SHARED_PREFIXES = {
 }
 # Config keys that reach a flag of another name, and why.
 KEY_EXCEPTIONS = {
+    ("method", "split_method"): "languages.<lang>.splits.method is the inventory's --split-method",
     ("espeak", "language"): "languages.<lang>.espeak is the espeak-ng code the steps take as "
                             "--language",
 }

@@ -152,7 +152,7 @@ def _graphs_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("graphs", _graphs_arguments, "H, L, G, LG and HLG decoding graphs (OpenFst binary)")
 def cmd_graphs(a: argparse.Namespace) -> None:
-    from w2vu.text.fst import build_graphs
+    from w2vu.text.graphs import build_graphs
 
     build_graphs(a.dictionary, a.arpa, a.out_dir, lexicon=a.lexicon, blank=a.blank,
                  silence=a.silence)

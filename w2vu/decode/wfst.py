@@ -1,7 +1,7 @@
 """WFST decoding of GAN generator emissions over an HLG graph (reference §3.2, KALDI decoder).
 
 The reference decodes with PyKaldi's FasterDecoder on the HLG of `kaldi_initializer.py`; w2vu uses
-kaldi-decoder's FasterDecoder + DecodableCtc on the graphs of `w2vu.text.fst` (a folder holding
+kaldi-decoder's FasterDecoder + DecodableCtc on the graphs of `w2vu.text.graphs` (a folder holding
 `HLG.fst`, `tokens.txt` and `words.txt`). Emissions are the frame log-softmax that
 `w2vu.gan.generate` writes as `{split}.emissions.npy/.lengths`; column j is fairseq dictionary
 index j and graph input label j + 1 (`tokens.txt`), which is how DecodableCtc reads them.
@@ -124,12 +124,12 @@ def _read_table(path: Path) -> dict[int, str]:
 
 
 def load_graph(graph_dir: str | os.PathLike) -> Graph:
-    """Read `HLG.fst`, `tokens.txt` and `words.txt` of a graph folder (w2vu.text.fst layout)."""
+    """Read `HLG.fst`, `tokens.txt` and `words.txt` of a graph folder (w2vu.text.graphs layout)."""
     graph_dir = Path(graph_dir)
     missing = [name for name in GRAPH_FILES if not (graph_dir / name).is_file()]
     if missing:
         raise W2vuError(f"{graph_dir}: missing {', '.join(missing)}; build the decoding graphs "
-                        "first (stage graphs, w2vu.text.fst.build_graphs) or fix the path")
+                        "first (stage graphs, w2vu.text.graphs.build_graphs) or fix the path")
     token_table = _read_table(graph_dir / "tokens.txt")
     if sorted(token_table) != list(range(len(token_table))) or token_table.get(0) != "<eps>":
         raise W2vuError(f"{graph_dir / 'tokens.txt'}: labels are not <eps>=0, 1, 2, ...; rebuild "

@@ -60,8 +60,13 @@ rule inventory:
         lists=expand("results/{{lang}}/audio/inventory/{shard}.tsv", shard=SHARDS),
         rejects="results/{lang}/audio/inventory/rejects.tsv",
     params:
-        source=inventory_source_args,
-        splits=inventory_split_args,
+        table=lambda w: inventory_option(w, "table"),
+        paths=lambda w: inventory_option(w, "paths"),
+        references=lambda w: inventory_option(w, "references"),
+        split_method=lookup(dpath="languages/{lang}/splits/method", within=config),
+        split_fractions=lambda w: inventory_option(w, "split_fractions"),
+        split_lists=lambda w: inventory_option(w, "split_lists"),
+        split_names=lambda w: inventory_option(w, "split_names"),
         extensions=config["audio"]["extensions"],
         shards=len(SHARDS),
         fingerprint=source_fingerprint,
@@ -73,7 +78,9 @@ rule inventory:
     conda:
         "../../envs/audio.yaml"
     shell:
-        "python -m w2vu inventory {params.source} {params.splits} --extensions {params.extensions:q}"
+        "python -m w2vu inventory {params.table} {params.paths} {params.references}"
+        " --split-method {params.split_method} {params.split_fractions} {params.split_lists}"
+        " {params.split_names} --extensions {params.extensions:q}"
         " --shards {params.shards} --out-dir {params.out_dir:q} --out-rejects {output.rejects:q}"
         " > {log:q} 2>&1"
 

@@ -10,7 +10,9 @@ rule normalize:
     params:
         casefold="--casefold" if config["text"]["casefold"] else "--no-casefold",
         max_line_chars=config["text"]["max_line_chars"],
-        lid=lid_args,
+        lid_model=lambda w: lid_option(w, "lid_model"),
+        lid_label=lambda w: lid_option(w, "lid_label"),
+        lid_threshold=lambda w: lid_option(w, "lid_threshold"),
     log:
         "logs/{lang}/normalize.log",
     benchmark:
@@ -19,7 +21,8 @@ rule normalize:
         "../../envs/text.yaml"
     shell:
         "python -m w2vu normalize --inputs {input.text:q} --out {output.text:q} {params.casefold}"
-        " --max-line-chars {params.max_line_chars} {params.lid} > {log:q} 2>&1"
+        " --max-line-chars {params.max_line_chars} {params.lid_model} {params.lid_label}"
+        " {params.lid_threshold} > {log:q} 2>&1"
 
 
 rule lexicon:
@@ -32,7 +35,8 @@ rule lexicon:
     params:
         language=lookup(dpath="languages/{lang}/espeak", within=config),
         min_word_count=config["text"]["min_word_count"],
-        user_lexicon=user_lexicon_args,
+        user_lexicon=lambda w: user_lexicon_option(w, "user_lexicon"),
+        lexicon_mode=lambda w: user_lexicon_option(w, "lexicon_mode"),
         cache_dir="results/{lang}/text/cache",
     log:
         "logs/{lang}/lexicon.log",
@@ -43,7 +47,7 @@ rule lexicon:
     shell:
         "python -m w2vu lexicon --text {input.text:q} --language {params.language:q}"
         " --out-words {output.words:q} --out-lexicon {output.lexicon:q}"
-        " --min-word-count {params.min_word_count} {params.user_lexicon}"
+        " --min-word-count {params.min_word_count} {params.user_lexicon} {params.lexicon_mode}"
         " --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
 
 
@@ -87,7 +91,8 @@ rule reference_phones:
         "results/{lang}/manifest/{split}.phn",
     params:
         language=lookup(dpath="languages/{lang}/espeak", within=config),
-        user_lexicon=user_lexicon_args,
+        user_lexicon=lambda w: user_lexicon_option(w, "user_lexicon"),
+        lexicon_mode=lambda w: user_lexicon_option(w, "lexicon_mode"),
         casefold="--casefold" if config["text"]["casefold"] else "--no-casefold",
         cache_dir="results/{lang}/text/cache",
     log:
@@ -97,7 +102,7 @@ rule reference_phones:
     shell:
         "python -m w2vu reference-phones --words {input.words:q} --given {input.given:q}"
         " --dictionary {input.dictionary:q} --lexicon {input.lexicon:q} --out {output:q}"
-        " --language {params.language:q} {params.user_lexicon} {params.casefold}"
+        " --language {params.language:q} {params.user_lexicon} {params.lexicon_mode} {params.casefold}"
         " --cache-dir {params.cache_dir:q} > {log:q} 2>&1"
 
 
@@ -127,7 +132,7 @@ rule word_lm:
     params:
         order=config["text"]["word_lm_order"],
         prune=config["text"]["word_lm_prune"],
-        lmplz=lmplz_args,
+        lmplz=option("--lmplz", config["text"].get("lmplz")),
     log:
         "logs/{lang}/word_lm.log",
     benchmark:

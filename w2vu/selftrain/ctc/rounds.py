@@ -139,7 +139,7 @@ def lm_relabel(graph_dir: str | os.PathLike, options: DecodeOptions | None = Non
                emissions: str = "emissions", out_name: str = "labels.txt",
                threads: int = 1) -> Relabel:
     """A :data:`Relabel` that decodes a round's ``emissions`` over ``graph_dir``'s HLG (a phone
-    graph: ``w2vu.text.fst.build_graphs`` with a phone ARPA and no lexicon) into ``out_name``.
+    graph: ``w2vu.text.graphs.build_graphs`` with a phone ARPA and no lexicon) into ``out_name``.
 
     This is what makes CTC self-training beat its labels on little data: the CTC model's greedy
     transcripts of a few minutes of speech are about as noisy as its labels, but its emissions

@@ -14,27 +14,25 @@ def inventory_inputs(wildcards):
     return inputs
 
 
-def inventory_source_args(wildcards):
-    """The source arguments of `w2vu inventory`, shell-quoted."""
-    lang_cfg = language(wildcards.lang)
-    table = audio_table(wildcards.lang)
-    args = ["--table", table] if table else ["--paths", *lang_cfg["audio"]["paths"]]
-    if "references" in lang_cfg:
-        args += ["--references", lang_cfg["references"]]
-    return shlex.join(args)
-
-
-def inventory_split_args(wildcards):
-    """The split arguments of `w2vu inventory`, shell-quoted."""
-    splits = language(wildcards.lang)["splits"]
-    args = ["--split-method", splits["method"]]
-    if splits["method"] == "hash":
-        args += ["--split-fractions", *(f"{k}={v}" for k, v in splits["fractions"].items())]
-    elif splits["method"] == "lists":
-        args += ["--split-lists", *(f"{k}={v}" for k, v in splits["lists"].items())]
-    else:
-        args += ["--split-names", *splits["names"]]
-    return shlex.join(args)
+def inventory_option(wildcards, key):
+    """One `w2vu inventory` flag of a language's config: its audio source (`--table` or
+    `--paths`), references, and split rule (`--split-method` and the method's own list); nothing
+    where the language has no such value."""
+    lang_cfg, table = language(wildcards.lang), audio_table(wildcards.lang)
+    splits = lang_cfg["splits"]
+    value = {
+        "table": table,
+        "paths": None if table else lang_cfg["audio"]["paths"],
+        "references": lang_cfg.get("references"),
+        "split_fractions": splits.get("fractions") if splits["method"] == "hash" else None,
+        "split_lists": splits.get("lists") if splits["method"] == "lists" else None,
+        "split_names": splits.get("names") if splits["method"] == "column" else None,
+    }[key]
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        value = [f"{k}={v}" for k, v in value.items()]
+    return shlex.join([f"--{key.replace('_', '-')}", *([value] if isinstance(value, str) else value)])
 
 
 def source_fingerprint(wildcards):

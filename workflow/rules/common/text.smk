@@ -14,13 +14,14 @@ def lid_model_input(wildcards):
     return [config["text"]["lid_model"]] if "lid_model" in config["text"] else []
 
 
-def lid_args(wildcards):
-    """LID arguments of `w2vu normalize`; none without a model (the step logs the skip)."""
+def lid_option(wildcards, key):
+    """One LID flag of `w2vu normalize`; none without a model (the step logs the skip)."""
     if "lid_model" not in config["text"]:
         return ""
-    label = language(wildcards.lang).get("lid_label", wildcards.lang)
-    return shlex.join(["--lid-model", config["text"]["lid_model"], "--lid-label", label,
-                       "--lid-threshold", str(config["text"]["lid_threshold"])])
+    value = {"lid_model": config["text"]["lid_model"],
+             "lid_label": language(wildcards.lang).get("lid_label", wildcards.lang),
+             "lid_threshold": config["text"]["lid_threshold"]}[key]
+    return option(f"--{key.replace('_', '-')}", value)
 
 
 def user_lexicon_input(wildcards):
@@ -28,12 +29,13 @@ def user_lexicon_input(wildcards):
     return [lexicon] if lexicon else []
 
 
-def user_lexicon_args(wildcards):
-    """User-lexicon arguments of `w2vu lexicon`."""
+def user_lexicon_option(wildcards, key):
+    """The user lexicon (`languages.<name>.lexicon`) and its mode, as flags; none without one."""
     lang_cfg = language(wildcards.lang)
     if "lexicon" not in lang_cfg:
         return ""
-    return shlex.join(["--user-lexicon", lang_cfg["lexicon"], "--lexicon-mode", lang_cfg["lexicon_mode"]])
+    value = {"user_lexicon": lang_cfg["lexicon"], "lexicon_mode": lang_cfg["lexicon_mode"]}[key]
+    return option(f"--{key.replace('_', '-')}", value)
 
 
 # The reference's decoding graphs (fairseq kaldi_initializer): phones to words through the word LM
@@ -71,11 +73,6 @@ def graph_lexicon_args(wildcards):
     if GRAPHS[wildcards.graph]["lm"] != "words":
         return ""
     return shlex.join(["--lexicon", f"results/{wildcards.lang}/text/lexicon_filtered.lst"])
-
-
-def lmplz_args(wildcards):
-    lmplz = config["text"].get("lmplz")
-    return shlex.join(["--lmplz", lmplz]) if lmplz else ""
 
 
 def text_targets(lang):

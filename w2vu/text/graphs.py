@@ -71,7 +71,8 @@ def make_g(arpa: str | os.PathLike) -> tuple[pynini.Fst, pynini.SymbolTable]:
     """
     arpa = Path(arpa)
     if not arpa.is_file():
-        raise W2vuError(f"ARPA LM {arpa} not found; build it first (stage ngram) or fix the path")
+        raise W2vuError(f"ARPA LM {arpa} not found; build it first (stage phone_lm or word_lm) "
+                        "or fix the path")
     with tempfile.TemporaryDirectory(prefix="w2vu-g-") as tmp:
         fst_path, words_path = Path(tmp, "G.fst"), Path(tmp, "words.txt")
         run = subprocess.run(
@@ -82,7 +83,7 @@ def make_g(arpa: str | os.PathLike) -> tuple[pynini.Fst, pynini.SymbolTable]:
             lines = run.stderr.splitlines()
             why = "; ".join([line for line in lines if line.startswith("[E]")] or lines[-1:])
             raise W2vuError(f"ARPA LM {arpa} could not be read by arpa2fst ({why}); "
-                            "regenerate it (stage ngram)")
+                            "regenerate it (stage phone_lm or word_lm)")
         words = pynini.SymbolTable.read_text(str(words_path))
         # read_text names the table after its (random, temporary) path, and every FST that
         # carries the table stores that name: a fixed name keeps identical runs byte-identical.
