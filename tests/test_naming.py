@@ -3,10 +3,10 @@ command under its own name (README, Development; config/README.md, "Names")."""
 
 from __future__ import annotations
 
+import argparse
 import re
 
 from tests.conftest import REPO
-from tests.test_cli import subparsers_of
 from w2vu.cli import build_parser
 from w2vu.cli.commands import resolved
 
@@ -17,6 +17,11 @@ RULE_EXCEPTIONS = {
     # the final transcripts of every split
     "ctc_labels": "ctc-best",
 }
+
+
+def subparsers_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
 
 
 def rule_blocks() -> dict[str, str]:
@@ -41,9 +46,11 @@ def rule_command(body: str) -> str | None:
 
 
 def test_each_rule_runs_the_command_of_its_name():
-    """rule `x_y` runs `w2vu x-y`, rule `report_x_y` runs `w2vu report x-y`; the exceptions are
-    listed above with their reason."""
+    """rule `x_y` runs `w2vu x-y`, rule `report_x_y` runs `w2vu report x-y` (a registered command
+    and figure, so a renamed command cannot strand a rule); the exceptions are listed above with
+    their reason."""
     commands = subparsers_of(build_parser())
+    figures = subparsers_of(commands["report"])
     blocks = rule_blocks()
     assert len(blocks) >= 40
     for name, body in blocks.items():
@@ -55,8 +62,12 @@ def test_each_rule_runs_the_command_of_its_name():
             f"report {name.removeprefix('report_').replace('_', '-')}"
             if name.startswith("report_") else name.replace("_", "-"))
         assert command == expected, f"rule {name} runs `w2vu {command}`, expected `w2vu {expected}`"
-        assert command.split()[0] in commands
+        assert command.split()[0] in commands, f"rule {name}: `w2vu {command}` is not registered"
+        if command.startswith("report "):
+            assert command.split()[1] in figures, f"rule {name}: `w2vu {command}` is unknown"
     assert set(RULE_EXCEPTIONS) <= set(blocks), "an exception names a rule that no longer exists"
+    assert "python -m w2vu." not in "".join(blocks.values()), \
+        "rules run the one `w2vu` entry point, not a module's own"
 
 
 # A key in a shared config section may carry its stage as a prefix that the command's name
