@@ -10,7 +10,13 @@ rule model:
     output:
         directory("results/{lang}/model"),
     params:
-        args=model_args,
+        word_graph=lambda w, input: model_option(input, "word_graph"),
+        ctc_rounds=lambda w, input: model_option(input, "ctc_rounds"),
+        pca=lambda w, input: model_option(input, "pca"),
+        centroids=lambda w, input: model_option(input, "centroids"),
+        backbone=lambda w, input: model_option(input, "backbone"),
+        phone_graph=lambda w, input: model_option(input, "phone_graph"),
+        scores=lambda w, input: model_option(input, "scores"),
         recipe=model_recipe(),
         config=model_config(),
         system=model_system(),
@@ -21,5 +27,11 @@ rule model:
     conda:
         "../../envs/kaldi.yaml"
     shell:
-        "python -m w2vu model {params.args} --recipe {params.recipe:q} --config {params.config:q}"
-        " --system {params.system:q} --out-dir {output:q} > {log:q} 2>&1"
+        "python -m w2vu model --dictionary {input.dictionary:q} --lexicon {input.lexicon:q}"
+        " {params.word_graph} --decode-choice {input.decode_choice:q}"
+        " --gan-selection {input.gan_selection:q} --hmm-model {input.hmm_model:q}"
+        " --hmm-tuning {input.hmm_tuning:q} --hmm-decision {input.hmm_decision:q}"
+        " --phone-lm {input.phone_lm:q} --ctc-decision {input.ctc_decision:q} {params.ctc_rounds}"
+        " {params.pca} {params.centroids} {params.backbone} {params.phone_graph} {params.scores}"
+        " --recipe {params.recipe:q} --config {params.config:q} --system {params.system:q}"
+        " --out-dir {output:q} > {log:q} 2>&1"

@@ -66,19 +66,17 @@ def model_inputs(wildcards):
     return inputs
 
 
-def model_args(wildcards, input):
-    """`w2vu model` options naming each input (graph folders, the rounds' folder)."""
-    args = []
-    for name in input.keys():
-        path = input[name]
-        if name == "checkpoints":
-            continue
-        if name in ("word_graph", "phone_graph"):
-            path = [os.path.dirname(path)]
-        elif name == "ctc_rounds":
-            path = [os.path.dirname(os.path.dirname(path[0]))]
-        args += [f"--{name.replace('_', '-')}", *([path] if isinstance(path, str) else path)]
-    return shlex.join(args)
+def model_option(input, key):
+    """One `w2vu model` flag naming an input of the model rule (a graph by its folder, the CTC
+    rounds by theirs); nothing where this config makes no such input."""
+    path = input.get(key)
+    if not path:
+        return ""
+    if key in ("word_graph", "phone_graph"):
+        path = os.path.dirname(path)
+    elif key == "ctc_rounds":
+        path = os.path.dirname(os.path.dirname(path[0]))
+    return shlex.join([f"--{key.replace('_', '-')}", *([path] if isinstance(path, str) else path)])
 
 
 def model_config():
