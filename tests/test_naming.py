@@ -200,6 +200,22 @@ OWN_DEFAULTS = {
 }
 
 
+# Keys that reach a flag through a helper or a wildcard (UNMAPPED says how), and the flag: its
+# default is checked like a param's.
+VIA_HELPERS = {
+    "text.lid_threshold": ("normalize", "lid-threshold"),
+    "features.layer": ("extract", "layer"),
+    "features.normalize": ("extract", "normalize"),
+    "features.mfcc_stack": ("extract", "mfcc-stack"),
+    "features.mfcc_cmvn": ("extract", "mfcc-cmvn"),
+    "features.clusters": ("kmeans", "clusters"),
+    "features.pca_dim": ("pca", "dim"),
+    "selftrain.ctc_max_epochs": ("ctc-train", "max-epochs"),
+    "selftrain.ctc_max_updates": ("ctc-train", "max-updates"),
+    "model.system": ("model", "system"),
+}
+
+
 def schema_defaults(schema: dict, prefix: str = "") -> dict[str, object]:
     """Every leaf key of a schema with its default (a missing default is absent)."""
     found: dict[str, object] = {}
@@ -239,6 +255,26 @@ def test_each_default_of_a_config_key_is_the_commands_default():
             f"{key} defaults to {expected!r} in the schema, `w2vu {command} --{flag}` to {got!r}"
     assert set(config) - mapped - {"languages"} == set(UNMAPPED), \
         "list each schema key that reaches no flag unchanged in UNMAPPED, and no other"
+    assert set(VIA_HELPERS) <= set(config)
+    for key, (command, flag) in VIA_HELPERS.items():
+        assert cli_default(command, flag) == config[key], f"{key}: `w2vu {command} --{flag}`"
+
+
+def test_fine_tuning_defaults_are_the_libraries():
+    """The `selftrain.finetune_*` defaults are those of the reference's fine-tuning schedule
+    (`finetune_config`), which `ctc-train --init` starts from."""
+    import yaml
+
+    from w2vu.audio import SAMPLE_RATE
+    from w2vu.selftrain.ctc.finetune import finetune_config
+
+    config = schema_defaults(yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text()))
+    schedule = finetune_config()
+    assert config["selftrain.finetune_lr"] == schedule.lr
+    assert config["selftrain.finetune_batch_seconds"] * SAMPLE_RATE == schedule.max_frames
+    assert config["selftrain.finetune_max_updates"] == schedule.max_updates
+    assert config["selftrain.finetune_max_epochs"] == schedule.max_epochs
+    assert config["selftrain.finetune_bf16"] == schedule.bf16
 
 
 def test_library_defaults_resolve_and_each_flag_is_named_as_its_field():
