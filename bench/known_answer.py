@@ -114,6 +114,44 @@ def last_as_best(run: Path, data: KnownAnswerPaths, args: argparse.Namespace, se
     return path
 
 
+def start_at_answer(args: argparse.Namespace, data: KnownAnswerPaths, paths, seed: int,
+                    run: Path) -> None:  # noqa: ANN001
+    """``--start oracle``: a ``checkpoint_last.pt`` at update 0 that the real trainer resumes.
+
+    It is what a fresh run would hold at update 0 (same seed, RNG states, optimisers, input
+    fingerprint) except that the generator already maps every class vector to its phone.
+    """
+    import torch
+
+    from w2vu.gan.known_answer import oracle_generator_weight
+    from w2vu.gan.trainer import (
+        CHECKPOINT_LAST,
+        RunState,
+        build_model,
+        build_optimizers,
+        model_state,
+        save_best,
+        save_last,
+    )
+    from w2vu.io.dictionary import load_phone_dictionary
+    from w2vu.train.checkpoints import input_fingerprint
+    from w2vu.train.runtime import seed_everything
+
+    config = train_config(args, seed, 0)
+    model_rng = seed_everything(config.seed)
+    dictionary = load_phone_dictionary(data.dictionary)
+    model = build_model(config, len(dictionary), args.dim)
+    conv = model.generator.proj[1]
+    weight = oracle_generator_weight(data.root, list(dictionary.symbols), conv.kernel_size[0],
+                                     args.margin)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(weight))
+    trajectory = {**config.trajectory(), "data": input_fingerprint(paths.files())}
+    save_last(run / CHECKPOINT_LAST, model, build_optimizers(model, config), RunState(),
+              trajectory, dictionary, model_rng)
+    save_best(run / "init.pt", model_state(model), 0, {}, config, dictionary)
+
+
 def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: Path,
              deadline: float) -> dict[str, object]:
     """Train one seed chunk by chunk, printing a row per validation; returns its curve."""
@@ -126,11 +164,14 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
                        km=data.km if args.variant == 2 else None)
     init = run / "init.pt"
     run.mkdir(parents=True, exist_ok=True)
-    random_checkpoint(init, data.dictionary, data.features, variant=args.variant, seed=seed,
-                      discriminator_dim=args.discriminator_dim)
+    if args.start == "oracle":
+        start_at_answer(args, data, paths, seed, run)
+    else:
+        random_checkpoint(init, data.dictionary, data.features, variant=args.variant, seed=seed,
+                          discriminator_dim=args.discriminator_dim)
     per0 = decode_per(init, data, run / "gen-init", "train")
-    print(f"  seed {seed}  update {0:6d}  {0.0:7.1f} s  PER {per0:.3f}  (untrained generator)",
-          flush=True)
+    start = "generator at the answer" if args.start == "oracle" else "untrained generator"
+    print(f"  seed {seed}  update {0:6d}  {0.0:7.1f} s  PER {per0:.3f}  ({start})", flush=True)
     curve = [{"update": 0, "seconds": 0.0, "per": per0}]
     start = time.monotonic()
     done = 0
@@ -220,6 +261,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--blind", action="store_true", help="control: every phone the same vector")
     p.add_argument("--variant", type=int, choices=(1, 2), default=1)
+    p.add_argument("--start", choices=("random", "oracle"), default="random",
+                   help="oracle: the generator starts at the known answer (variant 1), to see "
+                   "whether training keeps it")
+    p.add_argument("--margin", type=float, default=20.0,
+                   help="--start oracle: logit margin of the right phone")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--updates", type=int, default=3000, help="per seed")
     p.add_argument("--minutes", type=float, help="wall-clock budget for all seeds together")
@@ -242,6 +288,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.start == "oracle" and args.variant != 1:
+        raise SystemExit("--start oracle needs --variant 1 (2.0's batch norm and residual "
+                         "have no closed-form answer)")
     import torch
 
     from w2vu.eval.score import most_frequent_phone_baseline
@@ -291,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         updates = sum(r["updates"] for r in results)
         seconds = sum(r["seconds"] for r in results)
         print(f"known-answer: best final PER {best['last_per']:.3f} (seed {best['seed']}, "
-              f"{best['updates']} updates; untrained {best['curve'][0]['per']:.3f}) against "
+              f"{best['updates']} updates; at update 0 {best['curve'][0]['per']:.3f}) against "
               f"baseline {baseline:.3f} "
               f"(ratio {best['last_per'] / baseline:.2f}); {updates} updates at "
               f"{updates / max(seconds, 1e-9):.2f} upd/s on {args.device}; peak RSS {peak:.0f} "

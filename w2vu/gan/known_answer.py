@@ -168,6 +168,38 @@ def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return dist.argmin(1)
 
 
+def draw_class_vectors(rng: np.random.Generator, count: int,
+                       settings: KnownAnswerSettings) -> np.ndarray:
+    """The fixed vector of each class (``count``×``dim``): the set's first draws from ``rng``."""
+    vectors = rng.standard_normal((count, settings.dim)).astype(np.float32)
+    if settings.blind:
+        vectors[:] = vectors[0]
+    return vectors
+
+
+def oracle_generator_weight(root: str | os.PathLike, symbols: list[str], kernel: int,
+                            margin: float = 20.0) -> np.ndarray:
+    """A generator conv weight (V×dim×kernel) that already reads the known answer.
+
+    Why: starting the GAN *at* the answer asks whether the answer is a point the training
+    keeps; if even that start drifts away, no amount of search from a random start can be
+    expected to end there. Least squares maps every class vector to a one-hot of its own phone
+    scaled by ``margin``, on the centre tap (output frame t reads input frame t).
+    """
+    summary = json.loads(KnownAnswerPaths(Path(root)).summary.read_text(encoding="utf-8"))
+    settings = KnownAnswerSettings(**summary["settings"])
+    classes = sorted(summary["classes"]) + [SIL]
+    vectors = draw_class_vectors(np.random.default_rng([settings.seed, 0]), len(classes),
+                                 settings)
+    target = np.zeros((len(classes), len(symbols)), dtype=np.float64)
+    for i, name in enumerate(classes):
+        target[i, symbols.index(name)] = margin
+    mapping = np.linalg.lstsq(vectors.astype(np.float64), target, rcond=None)[0]
+    weight = np.zeros((len(symbols), settings.dim, kernel), dtype=np.float32)
+    weight[:, :, kernel // 2] = mapping.T
+    return weight
+
+
 def build_known_answer(phone_text: str | os.PathLike, out_dir: str | os.PathLike,
                        settings: KnownAnswerSettings) -> dict[str, object]:
     """Write a known-answer set from ``phone_text`` into ``out_dir``; returns its summary."""
@@ -182,9 +214,7 @@ def build_known_answer(phone_text: str | os.PathLike, out_dir: str | os.PathLike
     symbols = sorted(set(classes.values())) + [SIL]
     index = {p: i for i, p in enumerate(symbols)}
     rng = np.random.default_rng([settings.seed, 0])
-    vectors = rng.standard_normal((len(symbols), settings.dim)).astype(np.float32)
-    if settings.blind:
-        vectors[:] = vectors[0]
+    vectors = draw_class_vectors(rng, len(symbols), settings)
     paths = KnownAnswerPaths(Path(out_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
     text_counts = Counter(p for i in unpaired for p in folded[i] if p != SIL)
