@@ -40,9 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,115 +49,17 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """Problem sizes: the reference's on a GPU, toy ones for the CPU smoke run."""
-
-    hidden: int = 1024
-    blocks: int = 24
-    layer: int = 14
-    heads: int = 16
-    conv_dim: int = 512
-    audio_s: float = 1800.0  # extraction: total seconds of audio
-    utt_s: tuple[float, float] = (5.0, 20.0)
-    frames: int = 200_000  # PCA / k-means rows
-    feat_dim: int = 1024
-    pca_dim: int = 512
-    clusters: int = 128
-    kmeans_iter: int = 20
-    gan_batch: int = 160
-    gan_disc: int | None = None  # None = 384, the reference
-    gan_v2_frames: tuple[int, int] = (150, 450)
-    gan_warmup: int = 10
-    gan_updates: int = 300
-    gan_seconds: float = 8.0
-    gan_options: tuple[str, ...] = ("eager", "bf16", "compile-G", "compile-G-cudagraphs")
-    ctc_batch_s: float = 50.0  # the reference's 800k samples per batch
-    ctc_utts: int = 4
-    ctc_steps: int = 10
-    ctc_seconds: float = 20.0
-
-
-GPU_SIZES = Sizes()
-SMALL_SIZES = Sizes(hidden=32, blocks=3, layer=1, heads=2, conv_dim=16, audio_s=6.0,
-                    utt_s=(1.0, 2.0), frames=4000, feat_dim=64, pca_dim=32, clusters=16,
-                    kmeans_iter=5, gan_batch=8, gan_disc=16, gan_v2_frames=(30, 60),
-                    gan_warmup=2, gan_updates=2, gan_seconds=5.0, gan_options=("eager", "bf16"),
-                    ctc_batch_s=2.0, ctc_utts=2, ctc_steps=1, ctc_seconds=5.0)
-
-
-@dataclass
-class Row:
-    """One line of the table: a figure and its ratio to the check's baseline (first row)."""
-
-    check: str
-    setting: str
-    value: float | None = None
-    unit: str = ""
-    ratio: float | None = None
-    note: str = ""
-
-
-@dataclass
-class Check:
-    """The run: device, deadline and the rows so far."""
-
-    device: torch.device
-    sizes: Sizes
-    deadline: float
-    rows: list[Row] = field(default_factory=list)
-
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def add(self, row: Row, baseline: Row | None = None) -> Row:
-        if baseline is not None and baseline.value and row.value:
-            row.ratio = row.value / baseline.value
-        self.rows.append(row)
-        print(f"  {row.check}: {row.setting}: {_fmt(row.value)} {row.unit} {row.note}",
-              flush=True)
-        return row
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def reset_peak(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-
-    def peak(self) -> str:
-        if self.device.type != "cuda":
-            return ""
-        return f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
-
-
-def _join(*parts: str) -> str:
-    return "; ".join(p for p in parts if p)
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
-
-
-def guarded(check: Check, name: str, need_s: float, body: Callable[[Check], None]) -> None:
-    """Run one section; a missing package, a failure or too little time becomes a row."""
-    if check.left() < need_s:
-        check.add(Row(name, "skipped", note=f"time budget: {check.left():.0f} s left, "
-                                            f"needs ~{need_s:.0f} s"))
-        return
-    try:
-        body(check)
-    except ImportError as err:
-        check.add(Row(name, "skipped", note=f"missing package: {err}"))
-    except Exception as err:  # noqa: BLE001 - every failure must become a row, not end the table
-        traceback.print_exc()
-        check.add(Row(name, "failed", note=f"{type(err).__name__}: {str(err)[:120]}"))
-
+from gpu_harness import (  # noqa: E402
+    GPU_SIZES,
+    SMALL_SIZES,
+    Check,
+    Row,
+    Sizes,
+    fmt,
+    guarded,
+    join_notes,
+    print_table,
+)
 
 # --------------------------------------------------------------------------- extraction
 
@@ -217,7 +117,7 @@ def extraction(check: Check) -> None:
                             / sum(float(np.sum(b ** 2)) for b in reference))
             note.append(f"rel. error vs fp32 {err:.1e}")
         row = check.add(Row("extraction", setting, audio_s / seconds, "x real time",
-                            note=_join(*note)), base)
+                            note=join_notes(*note)), base)
         base = base or row
 
 
@@ -312,7 +212,7 @@ def gan_option(check: Check, variant: int, option: str) -> Row:
         seconds += gan.run_updates(s, sz.gan_warmup + done, 2, bf16)
         done += 2
     return Row(f"GAN {'1.0' if variant == 1 else '2.0'}", option, done / seconds, "updates/s",
-               note=_join(f"batch {sz.gan_batch}, {done} updates", check.peak()))
+               note=join_notes(f"batch {sz.gan_batch}, {done} updates", check.peak()))
 
 
 def gan_rates(check: Check, options: tuple[str, ...], bases: dict[int, Row]) -> None:
@@ -324,7 +224,7 @@ def gan_rates(check: Check, options: tuple[str, ...], bases: dict[int, Row]) -> 
                 row = gan_option(c, variant, option)
                 if option == "eager":
                     row.setting = "eager (baseline)"
-                    row.note = _join(row.note, "goal >= 42 " + ("met" if row.value >= 42
+                    row.note = join_notes(row.note, "goal >= 42 " + ("met" if row.value >= 42
                                                                 else "not met"))
                 c.add(row, bases.get(variant))
                 if option == "eager":
@@ -379,9 +279,10 @@ def ctc_finetuning(check: Check) -> None:
         check.sync()
         seconds = time.perf_counter() - start
         row = check.add(Row("CTC fine-tuning", setting, done / seconds, "steps/s",
-                            note=_join(f"{sz.blocks} blocks, {sz.ctc_batch_s:g} s audio a step "
-                                       f"({_fmt(sz.ctc_batch_s * done / seconds)} s audio/s)",
-                                       check.peak())), base)
+                            note=join_notes(
+                                f"{sz.blocks} blocks, {sz.ctc_batch_s:g} s audio a step "
+                                f"({fmt(sz.ctc_batch_s * done / seconds)} s audio/s)",
+                                check.peak())), base)
         base = base or row
 
 
@@ -419,22 +320,6 @@ def known_answer(check: Check, out_dir: Path | None, phone_text: Path | None) ->
     check.add(Row("known-answer", f"{minutes:.1f} min on {check.device.type}",
                   time.perf_counter() - start, "s",
                   note=f"exit {out.returncode}; last line: {last[:150]}"))
-
-
-# --------------------------------------------------------------------------- table
-
-
-def print_table(check: Check, header: str) -> None:
-    """The one table: check, setting, figure, ratio to the check's baseline, note."""
-    print("\n" + header)
-    cols = ("check", "setting", "figure", "speed vs baseline", "note")
-    order = {name: i for i, name in reversed(list(enumerate(r.check for r in check.rows)))}
-    rows = sorted(check.rows, key=lambda r: order[r.check])  # a check's rows together
-    cells = [cols] + [(r.check, r.setting, f"{_fmt(r.value)} {r.unit}".strip(),
-                       f"{r.ratio:.2f}x" if r.ratio else "-", r.note) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(4)]
-    for c in cells:
-        print(" | ".join(c[i].ljust(widths[i]) for i in range(4)) + " | " + c[4])
 
 
 def main() -> None:
