@@ -143,7 +143,7 @@ def start_at_answer(args: argparse.Namespace, data: KnownAnswerPaths, paths, see
     model = build_model(config, len(dictionary), args.dim)
     conv = model.generator.proj[1]
     weight = oracle_generator_weight(data.root, list(dictionary.symbols), conv.kernel_size[0],
-                                     args.margin)
+                                     args.margin, args.wrong, seed)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(weight))
     trajectory = {**config.trajectory(), "data": input_fingerprint(paths.files())}
@@ -170,7 +170,11 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
         random_checkpoint(init, data.dictionary, data.features, variant=args.variant, seed=seed,
                           discriminator_dim=args.discriminator_dim)
     per0 = decode_per(init, data, run / "gen-init", "train")
-    start = "generator at the answer" if args.start == "oracle" else "untrained generator"
+    start = "generator at the answer"
+    if args.start == "random":
+        start = "untrained generator"
+    elif args.wrong:
+        start += f", {args.wrong:.0%} of the classes wrong"
     print(f"  seed {seed}  update {0:6d}  {0.0:7.1f} s  PER {per0:.3f}  ({start})", flush=True)
     curve = [{"update": 0, "seconds": 0.0, "per": per0}]
     start = time.monotonic()
@@ -266,6 +270,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "whether training keeps it")
     p.add_argument("--margin", type=float, default=20.0,
                    help="--start oracle: logit margin of the right phone")
+    p.add_argument("--wrong", type=float, default=0.0,
+                   help="--start oracle: share of phone classes mapped wrongly (in a cycle), "
+                   "to see whether training repairs them")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--updates", type=int, default=3000, help="per seed")
     p.add_argument("--minutes", type=float, help="wall-clock budget for all seeds together")

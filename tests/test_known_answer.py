@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from w2vu.errors import W2vuError
@@ -149,3 +150,46 @@ def test_oracle_generator_reads_the_answer(book_phones: Path, tmp_path: Path, bl
         assert per < bound < baseline
     else:  # blind features: one vector for every phone, nothing to read
         assert per > 0.9 * baseline
+
+
+def test_oracle_with_wrong_classes_maps_that_share_in_a_cycle(tmp_path: Path) -> None:
+    """``wrong``: that share of the classes (never ``<SIL>``) read as another class's phone."""
+    from w2vu.gan.known_answer import draw_class_vectors, oracle_generator_weight
+
+    text = tmp_path / "phones.txt"
+    text.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    settings = KnownAnswerSettings(dim=16, noise=0.1, km_clusters=0, seed=2)
+    summary = build_known_answer(text, tmp_path / "set", settings)
+    classes = sorted(summary["classes"]) + ["<SIL>"]
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", *classes]
+    vectors = draw_class_vectors(np.random.default_rng([2, 0]), len(classes), settings)
+
+    def heard(wrong: float) -> list[str]:
+        weight = oracle_generator_weight(tmp_path / "set", symbols, 4, 5.0, wrong, seed=7)
+        return [symbols[i] for i in (vectors @ weight[:, :, 2].T).argmax(1)]
+
+    assert heard(0.0) == classes
+    mixed = heard(0.4)  # 7 classes + <SIL>: round(2.8) = 3 of them in a cycle
+    assert mixed[-1] == "<SIL>" and sorted(mixed) == sorted(classes)
+    assert sum(h != c for h, c in zip(mixed, classes)) == 3
+    assert heard(0.4) == mixed  # the same classes for the same seed
+    with pytest.raises(W2vuError, match="wrong"):
+        heard(1.5)
+
+
+def test_gradient_bench_measures_every_term(tmp_path: Path) -> None:
+    """bench/known_answer_gradient.py runs on a tiny set and prints a rank row per loss term."""
+    text = tmp_path / "phones.txt"
+    text.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "known_answer_gradient.py"), "--phone-text",
+         str(text), "--dim", "8", "--discriminator-dim", "4", "--batch-size", "2",
+         "--wrong", "0.5", "--warm", "0", "2", "--batches", "1", "--hard",
+         "--work-dir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()
+            if line.strip().split(" ")[0] in ("dense_g", "code_pen", "smoothness", "all")]
+    assert len(rows) == 8, done.stdout
+    assert all(1.0 <= float(r[1]) <= 12.0 for r in rows), done.stdout  # V = 4 + 7 + <SIL>
+    assert "after 2 discriminator updates" in done.stdout

@@ -178,21 +178,33 @@ def draw_class_vectors(rng: np.random.Generator, count: int,
 
 
 def oracle_generator_weight(root: str | os.PathLike, symbols: list[str], kernel: int,
-                            margin: float = 20.0) -> np.ndarray:
+                            margin: float = 20.0, wrong: float = 0.0,
+                            seed: int = 0) -> np.ndarray:
     """A generator conv weight (V×dim×kernel) that already reads the known answer.
 
     Why: starting the GAN *at* the answer asks whether the answer is a point the training
     keeps; if even that start drifts away, no amount of search from a random start can be
-    expected to end there. Least squares maps every class vector to a one-hot of its own phone
-    scaled by ``margin``, on the centre tap (output frame t reads input frame t).
+    expected to end there. Starting *near* it (``wrong`` > 0) asks whether the adversarial
+    signal points back to it. Least squares maps every class vector to a one-hot of its own phone
+    scaled by ``margin``, on the centre tap (output frame t reads input frame t); with ``wrong``,
+    that share of the phone classes (drawn under ``seed``) is mapped in a cycle, each to the next
+    one's phone.
     """
     summary = json.loads(KnownAnswerPaths(Path(root)).summary.read_text(encoding="utf-8"))
     settings = KnownAnswerSettings(**summary["settings"])
     classes = sorted(summary["classes"]) + [SIL]
     vectors = draw_class_vectors(np.random.default_rng([settings.seed, 0]), len(classes),
                                  settings)
+    if not 0.0 <= wrong <= 1.0:
+        raise W2vuError(f"wrong = {wrong}: the share of mis-mapped classes must be in [0, 1]")
+    heard = list(classes)
+    cycle = np.random.default_rng([seed, 1]).permutation(len(classes) - 1)  # never <SIL>
+    cycle = cycle[:round(wrong * (len(classes) - 1))]
+    if len(cycle) > 1:
+        for a, b in zip(cycle, np.roll(cycle, -1)):
+            heard[a] = classes[b]
     target = np.zeros((len(classes), len(symbols)), dtype=np.float64)
-    for i, name in enumerate(classes):
+    for i, name in enumerate(heard):
         target[i, symbols.index(name)] = margin
     mapping = np.linalg.lstsq(vectors.astype(np.float64), target, rcond=None)[0]
     weight = np.zeros((len(symbols), settings.dim, kernel), dtype=np.float32)
