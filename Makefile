@@ -33,11 +33,11 @@ demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 
 lint: setup-dev
-	$(BIN)/ruff check w2vu tests bench
+	$(BIN)/ruff check w2vu tests bench devkit
 	$(BIN)/snakemake --lint
 
 test: setup-dev
-	$(BIN)/ruff check w2vu tests bench
+	$(BIN)/ruff check w2vu tests bench devkit
 	$(BIN)/python -m pytest
 
 bench: setup-dev

@@ -15,7 +15,8 @@ instead of its softmax, so that it can judge only the phone sequence, not how sh
 distributions are.
 
 Run: python bench/known_answer_gradient.py [--work-dir DIR] [--wrong 0.3] [--margin 5]
-       [--discriminator-dim 32] [--batch-size 32] [--gradient-penalty 1.5] [--hard]
+       [--discriminator-dim 32] [--discriminator-depth 2] [--batch-size 32]
+       [--gradient-penalty 1.5] [--hard]
        [--warm 0 1000 3000] [--batches 20]
 """
 
@@ -27,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from w2vu.gan.data import open_training_data
     from w2vu.gan.losses import LossWeights, gan_losses
+    from w2vu.gan.models import Discriminator
     from w2vu.gan.trainer import TrainConfig, build_model, build_optimizers, train_step
     from w2vu.train.runtime import seed_everything
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wrong", type=float, default=0.3, help="share of classes mapped wrongly")
     p.add_argument("--margin", type=float, default=5.0, help="logit margin of the mapping")
     p.add_argument("--discriminator-dim", type=int, default=32)
+    p.add_argument("--discriminator-depth", type=int, default=2,
+                   help="conv layers of the critic (2: the reference's, one nonlinearity)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr-discriminator", type=float, default=1e-3)
     p.add_argument("--gradient-penalty", type=float, default=1.5)
@@ -114,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                                                  config.batch_size, config.seed)
         symbols = list(dictionary.symbols)
         model = build_model(config, len(symbols), settings.dim)
+        if args.discriminator_depth != model.discriminator.cfg.depth:
+            cfg = replace(model.discriminator.cfg, depth=args.discriminator_depth)
+            model.discriminator = Discriminator(cfg, len(symbols))
         if args.hard:
             straight_through(model)
         conv = model.generator.proj[1]
@@ -132,8 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         critic_input = "straight-through one-hot" if args.hard else "softmax"
         print(f"{summary['phones']} phones, {len(wrong)} of {len(classes)} classes mapped "
               f"wrongly, V = {len(symbols)} (chance rank {(len(symbols) + 1) / 2:.1f}); "
-              f"discriminator {args.discriminator_dim}, batch {args.batch_size}, gradient "
-              f"penalty {args.gradient_penalty}, {critic_input} to the critic", flush=True)
+              f"discriminator {args.discriminator_dim} x {args.discriminator_depth}, batch "
+              f"{args.batch_size}, gradient penalty {args.gradient_penalty}, {critic_input} "
+              "to the critic", flush=True)
         optimizers = build_optimizers(model, config)
         done = 0
         for warm in args.warm:

@@ -127,8 +127,8 @@ import json, time, torch
 from dataclasses import replace
 from pathlib import Path
 torch.set_num_threads({threads})
-from tests.phone_corpus import build_phone_corpus
-from tests.test_hmm import unpaired_phone_sentences
+from devkit.phone_corpus import build_phone_corpus
+from devkit.phone_corpus import unpaired_phone_sentences
 from w2vu.eval.metrics import phone_error_rate
 from w2vu.selftrain.corrupt import corrupt_lines
 from w2vu.selftrain.ctc.fit import train_ctc

@@ -32,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.lmplz import (  # noqa: E402 - needs the repository root on sys.path
+from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     phone_lexicon,
     phone_sentences,
     source_sentences,
@@ -44,7 +44,7 @@ FRAME_RATE = 50.0  # wav2vec-U 1.0 generator output (stride 1 over 20 ms feature
 
 WFST = """
 import json, sys, time
-from tests.lmplz import peak_rss_kb
+from devkit.memory import peak_rss_kb
 from w2vu.decode.wfst import DecodeOptions, check_compatible, decode_emissions, load_graph
 from w2vu.io.features import open_features
 from w2vu.io.lines import write_token_lines
@@ -65,7 +65,7 @@ print(json.dumps({"load_s": loaded - start, "seconds": done - loaded,
 VITERBI = """
 import json, sys, time
 import numpy as np, torch
-from tests.lmplz import peak_rss_kb
+from devkit.memory import peak_rss_kb
 from w2vu.gan.generate import viterbi
 from w2vu.io.dictionary import read_fairseq_dict
 from w2vu.io.features import open_features

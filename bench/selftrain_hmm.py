@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.lmplz import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
+from devkit.memory import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
 from w2vu.io.features import open_features, write_features  # noqa: E402
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg  # noqa: E402
 from w2vu.selftrain.hmm import align as hmm_align  # noqa: E402

@@ -5,7 +5,7 @@ and w2vu estimates it in numpy instead of lmplz. This measures both on the same 
 and 10M tokens: espeak phones of the bundled book and LJSpeech's transcripts (when present in
 ../shared/data), with <SIL> inserted as prepare_text.sh does, shuffled and repeated with fresh
 <SIL> draws (fixed seed) up to the size. Each estimation runs in a fresh process; lmplz is built
-and cached by tests/lmplz.py, and left out (with the reason) when it cannot be built.
+and cached by devkit/lmplz.py, and left out (with the reason) when it cannot be built.
 
 Run: python bench/text_lm.py [--tokens 1000000 10000000] [--order 4] [--repeats 2]
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.lmplz import (  # noqa: E402 - needs the repository root on sys.path
+from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     LmplzUnavailable,
     lmplz_binary,
     phone_lexicon,
@@ -38,7 +38,7 @@ LJSPEECH = REPO.parent / "shared" / "data" / "text" / "ljspeech_metadata_all.csv
 # Runs in a fresh interpreter: its peak RSS is the estimator's (plus Python and numpy).
 OURS = """
 import json, sys, time
-from tests.lmplz import peak_rss_kb
+from devkit.memory import peak_rss_kb
 from w2vu.text.ngram import estimate_arpa
 before = peak_rss_kb()
 start = time.perf_counter()

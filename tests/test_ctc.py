@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.phone_corpus import build_phone_corpus
-from tests.test_hmm import unpaired_phone_sentences
+from devkit.phone_corpus import build_phone_corpus, unpaired_phone_sentences
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import phone_error_rate
 from w2vu.io.dictionary import load_phone_dictionary

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devkit.phone_corpus import build_phone_corpus, unpaired_phone_sentences
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import phone_error_rate
 from w2vu.io.features import write_features
@@ -110,29 +111,7 @@ def test_add_deltas_matches_kaldi_filters() -> None:
 
 @pytest.fixture(scope="session")
 def phone_corpus(tmp_path_factory: pytest.TempPathFactory):
-    from tests.phone_corpus import build_phone_corpus
-
     return build_phone_corpus(tmp_path_factory.mktemp("hmm-corpus"), CORPUS_MINUTES, seed=0)
-
-
-def unpaired_phone_sentences(corpus, limit: int = 3000) -> list[str]:
-    """The corpus's unpaired text (not the spoken sentences) as phones with <SIL> at the ends,
-    keeping sentences whose phones are all in the dictionary (the reference's filtered LM)."""
-    from w2vu.demo.sentences import reference_words
-    from w2vu.io.dictionary import read_fairseq_dict
-    from w2vu.text.phonemize import phonemize_words
-
-    text_path = Path(corpus.features).parent / "text.txt"
-    text = [reference_words(s) for s in text_path.read_text("utf-8").splitlines()[:limit]]
-    text = [s for s in text if s]
-    lexicon = phonemize_words(sorted({w for s in text for w in s.split()}), "en-us")
-    known = set(read_fairseq_dict(corpus.dictionary))
-    out = []
-    for sentence in text:
-        phones = " ".join(lexicon[w] for w in sentence.split()).split()
-        if phones and all(p in known for p in phones):
-            out.append("<SIL> " + " ".join(phones) + " <SIL>")
-    return out
 
 
 def test_self_training_beats_its_labels(phone_corpus, tmp_path: Path) -> None:

@@ -146,3 +146,27 @@ def test_bench_scripts_import_what_exists():
                     except ImportError:
                         missing.append(f"{path.name}:{node.lineno} {node.module}.{alias.name}")
     assert not missing, missing
+
+
+def _top_imports(folder: str) -> dict[str, set[str]]:
+    """{file: first names of every module it imports, lazily or not} for the .py under folder."""
+    out = {}
+    for path in sorted((REPO / folder).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+        out[str(path.relative_to(REPO))] = names
+    return out
+
+
+def test_helpers_are_shared_through_devkit_not_tests():
+    """The package imports no development code; the benchmarks and devkit/ nothing from tests/
+    (what both need lives in devkit/)."""
+    rules = {"w2vu": {"tests", "bench", "devkit"}, "bench": {"tests"}, "devkit": {"tests", "bench"}}
+    wrong = [f"{path} imports {sorted(names & banned)}"
+             for folder, banned in rules.items()
+             for path, names in _top_imports(folder).items() if names & banned]
+    assert not wrong, wrong

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lmplz import LmplzUnavailable, lmplz_binary
+from devkit.lmplz import LmplzUnavailable, lmplz_binary
 from w2vu.errors import W2vuError
 from w2vu.text.arpa import arpa_counts
 from w2vu.text.lm import build_lm

@@ -1,6 +1,6 @@
 """w2vu's ARPA estimator against KenLM's lmplz, and properties that hold without lmplz.
 
-The parity tests build lmplz from the kenlm sdist once (tests/lmplz.py) and skip, saying why,
+The parity tests build lmplz from the kenlm sdist once (devkit/lmplz.py) and skip, saying why,
 where that is impossible. The other tests need only numpy (and kenlm's Python module if present).
 """
 
@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_DATA
-from tests.lmplz import (
+from devkit.lmplz import (
     LmplzUnavailable,
     lmplz_binary,
     phone_lexicon,
@@ -24,6 +23,7 @@ from tests.lmplz import (
     source_sentences,
     word_sentences,
 )
+from tests.conftest import SHARED_DATA
 from w2vu.text.arpa import ArpaModel, arpa_counts
 from w2vu.text.ngram import FALLBACK_DISCOUNTS, DiscountError, estimate_arpa
 

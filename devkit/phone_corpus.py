@@ -5,7 +5,7 @@ through the CLI in its own process: espeak-ng keeps global state, and a second s
 test process crashes the session's (conftest's `synth`). They are resampled to 16 kHz and turned
 into 50 Hz MFCC (78-d, the demo's GAN-input features). The phone references are espeak's, so
 they match the audio; `w2vu.selftrain.corrupt` turns them into pseudo-labels of a known error
-rate.
+rate. `unpaired_phone_sentences` gives the corpus's unpaired text as phones, for the phone LM.
 """
 
 from __future__ import annotations
@@ -61,3 +61,23 @@ def build_phone_corpus(out_dir: Path, minutes: float, seed: int = 0) -> PhoneCor
     corpus.wrd.write_text("".join(r["transcript"] + "\n" for r in rows), encoding="utf-8")
     write_dictionary(corpus.dictionary, Counter(p for r in rows for p in r["phones"].split()))
     return corpus
+
+
+def unpaired_phone_sentences(corpus, limit: int = 3000) -> list[str]:
+    """The corpus's unpaired text (not the spoken sentences) as phones with <SIL> at the ends,
+    keeping sentences whose phones are all in the dictionary (the reference's filtered LM)."""
+    from w2vu.demo.sentences import reference_words
+    from w2vu.io.dictionary import read_fairseq_dict
+    from w2vu.text.phonemize import phonemize_words
+
+    text_path = Path(corpus.features).parent / "text.txt"
+    text = [reference_words(s) for s in text_path.read_text("utf-8").splitlines()[:limit]]
+    text = [s for s in text if s]
+    lexicon = phonemize_words(sorted({w for s in text for w in s.split()}), "en-us")
+    known = set(read_fairseq_dict(corpus.dictionary))
+    out = []
+    for sentence in text:
+        phones = " ".join(lexicon[w] for w in sentence.split()).split()
+        if phones and all(p in known for p in phones):
+            out.append("<SIL> " + " ".join(phones) + " <SIL>")
+    return out

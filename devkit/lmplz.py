@@ -4,7 +4,7 @@ Why: `lmplz` is the reference that `w2vu.text.ngram` must reproduce, and no pack
 kenlm sdist on PyPI carries the whole C++ tree; building it needs cmake, a C++ compiler and the
 Boost/Eigen/bz2/lzma dev packages (CI's .ci/run installs them; this helper never installs
 anything). The binary is cached in `$W2VU_CACHE/kenlm-0.3.0` (default `~/.cache/w2vu/...`).
-Used by tests/test_ngram.py and bench/text_lm.py.
+Used by tests/test_ngram.py, tests/test_lm.py and bench/text_lm.py.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from devkit.memory import peak_rss_kb
 
 KENLM_VERSION = "0.3.0"
 APT_PACKAGES = ("libboost-program-options-dev libboost-system-dev libboost-thread-dev "
@@ -136,21 +138,6 @@ def run_lmplz(binary: Path, text: Path, order: int, arpa: Path,
     printed = _STATS.findall(stderr)
     discounts = tuple((float(a), float(b), float(c)) for _, a, b, c in printed)
     return LmplzRun(seconds, peak_kb / 1024, discounts)
-
-
-def peak_rss_kb(pid: int | str = "self") -> int:
-    """A process's peak RSS so far (VmHWM; 0 once it has exited or off Linux).
-
-    Not getrusage's ru_maxrss: Linux carries the parent's peak into a spawned child's.
-    """
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def source_sentences(ljspeech: Path | None = None) -> list[str]:
