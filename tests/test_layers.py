@@ -128,15 +128,15 @@ def test_the_checks_see_a_circle_and_an_upward_import():
 
 
 def test_bench_scripts_import_what_exists():
-    """Every name a bench script imports from w2vu (lazily or not) exists: the bench is run by
-    hand, rarely, so a moved function would otherwise break it silently."""
+    """Every name a bench script imports from w2vu or devkit (lazily or not) exists: the bench
+    is run by hand, rarely, so a moved function would otherwise break it silently."""
     import importlib
 
     missing = []
     for path in sorted((REPO / "bench").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if not (isinstance(node, ast.ImportFrom) and node.module
-                    and node.module.split(".")[0] == "w2vu"):
+                    and node.module.split(".")[0] in ("w2vu", "devkit")):
                 continue
             module = importlib.import_module(node.module)
             for alias in node.names:
