@@ -19,11 +19,11 @@ from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_dir
+from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.model import folder as layout
 from w2vu.model.folder import ModelFolder
 
-BLANK = "<s>"
-SIL = "<SIL>"
+BLANK = SPECIALS[0]  # `<s>`: the CTC blank of every w2vu phone model
 
 
 def _not_exportable(model: ModelFolder) -> str | None:
