@@ -19,8 +19,10 @@ seconds (default 450, under the 8 minutes a check may take), with random weights
   which compiled graphs do not support;
 - **CTC fine-tuning** steps/s of the same XLS-R-size model with a CTC head (``FinetunedCtc``,
   the reference's 50 s of audio a batch): fp32 against bf16;
-- **known-answer**: ``bench/known_answer.py --minutes M --device D`` with the time left, if the
-  file exists, on ``--phone-text`` (the lent machine has no espeak-ng to make the book's).
+- **known-answer gradient**: ``bench/known_answer_gradient.py`` with the reference's critic (384)
+  and batch (160): does the generator's gradient point to the answer near it (at most 4 minutes);
+- **known-answer**: ``bench/known_answer.py --minutes M --device D`` with the time left, both on
+  ``--phone-text`` (the lent machine has no espeak-ng to make the book's).
 
 A check whose package is missing (faiss, a GPU build of faiss, soundfile for fine-tuning) or
 that fails prints a row saying so; the table always comes out. Without CUDA (or with
@@ -289,37 +291,52 @@ def ctc_finetuning(check: Check) -> None:
 # --------------------------------------------------------------------------- known answer
 
 
-def known_answer(check: Check, out_dir: Path | None, phone_text: Path | None) -> None:
-    script = REPO / "bench" / "known_answer.py"
-    if not script.is_file():
-        check.add(Row("known-answer", "skipped", note="bench/known_answer.py not in this tree"))
+def run_script(check: Check, name: str, setting: str, cmd: list[str], seconds: float,
+               out_file: Path | None) -> None:
+    """Run a bench script as its own process within ``seconds``; its last line becomes the row."""
+    start = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        check.add(Row(name, "failed", note=f"ran past {seconds:.0f} s"))
         return
+    text = out.stdout + out.stderr
+    if out_file is not None:
+        out_file.write_text(text, encoding="utf-8")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "(no output)"
+    check.add(Row(name, setting, time.perf_counter() - start, "s",
+                  note=f"exit {out.returncode}; last line: {last[:150]}"))
+
+
+def known_answer_gradient(check: Check, out_dir: Path | None, phone_text: Path | None) -> None:
+    """The gradient ranks near the answer with the reference's critic and batch (bench/README)."""
+    seconds = min(240.0, check.left() - 120)
+    cmd = [sys.executable, str(REPO / "bench" / "known_answer_gradient.py"),
+           "--discriminator-dim", "384", "--batch-size", "160", "--warm", "0", "1000", "3000",
+           "--device", check.device.type]
+    if phone_text is not None:  # else the book through the text steps (needs espeak-ng)
+        cmd += ["--phone-text", str(phone_text.resolve())]
+    out_file = out_dir / "known_answer_gradient.txt" if out_dir is not None else None
+    run_script(check, "known-answer gradient", f"critic 384, batch 160 on {check.device.type}",
+               cmd, seconds, out_file)
+
+
+def known_answer(check: Check, out_dir: Path | None, phone_text: Path | None) -> None:
     minutes = (check.left() - 30) / 60
     if minutes < 1:
         check.add(Row("known-answer", "skipped", note=f"time budget: {check.left():.0f} s left"))
         return
-    cmd = [sys.executable, str(script), "--minutes", f"{minutes:.1f}",
-           "--device", check.device.type]
-    if phone_text is not None:  # else the book through the text steps (needs espeak-ng)
+    cmd = [sys.executable, str(REPO / "bench" / "known_answer.py"), "--minutes",
+           f"{minutes:.1f}", "--device", check.device.type]
+    if phone_text is not None:
         cmd += ["--phone-text", str(phone_text.resolve())]
     if out_dir is not None:
         cmd += ["--json", str((out_dir / "known_answer.json").resolve()),
                 "--svg", str((out_dir / "known_answer.svg").resolve())]
-    start = time.perf_counter()
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                             timeout=minutes * 60 + 60)
-    except subprocess.TimeoutExpired:
-        check.add(Row("known-answer", "failed", note=f"ran past {minutes:.1f} min + 60 s"))
-        return
-    text = out.stdout + out.stderr
-    if out_dir is not None:
-        (out_dir / "known_answer.txt").write_text(text, encoding="utf-8")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    last = lines[-1] if lines else "(no output)"
-    check.add(Row("known-answer", f"{minutes:.1f} min on {check.device.type}",
-                  time.perf_counter() - start, "s",
-                  note=f"exit {out.returncode}; last line: {last[:150]}"))
+    out_file = out_dir / "known_answer.txt" if out_dir is not None else None
+    run_script(check, "known-answer", f"{minutes:.1f} min on {check.device.type}", cmd,
+               minutes * 60 + 60, out_file)
 
 
 def main() -> None:
@@ -362,6 +379,8 @@ def main() -> None:
         check.add(Row("known-answer", "skipped", note="not run at toy sizes "
                       "(run bench/known_answer.py itself)"))
     else:
+        guarded(check, "known-answer gradient", 180.0,
+                lambda c: known_answer_gradient(c, out_dir, args.phone_text))
         guarded(check, "known-answer", 90.0,
                 lambda c: known_answer(c, out_dir, args.phone_text))
     header += f"; took {time.monotonic() - started:.0f} s"

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     from w2vu.gan.losses import LossWeights, gan_losses
     from w2vu.gan.models import Discriminator
     from w2vu.gan.trainer import TrainConfig, build_model, build_optimizers, train_step
-    from w2vu.train.runtime import seed_everything
+    from w2vu.train.runtime import resolve_device, seed_everything
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--phone-text", type=Path, help="lm.phones.filtered.txt (default: the book)")
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batches", type=int, default=20, help="batches the gradient is summed over")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--work-dir", type=Path, help="keep (or reuse) the data here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         answer = oracle_generator_weight(data.root, symbols, kernel, args.margin)
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(now))
+        device = resolve_device(args.device)
+        model.to(device)
         classes = sorted(summary["classes"]) + ["<SIL>"]
         vectors = draw_class_vectors(np.random.default_rng([settings.seed, 0]), len(classes),
                                      settings)
@@ -147,13 +150,13 @@ def main(argv: list[str] | None = None) -> None:
         done = 0
         for warm in args.warm:
             while done < warm:  # discriminator steps only (odd update numbers)
-                train_step(model, optimizers, batches.batch(2 * done + 1), 2 * done + 1, config,
-                           model_rng)
+                train_step(model, optimizers, batches.batch(2 * done + 1).to(device),
+                           2 * done + 1, config, model_rng)
                 done += 1
             grads = {t: torch.zeros_like(conv.weight) for t in TERMS}
             adversarial = []
             for j in range(args.batches):  # generator-step losses on batches D never saw
-                batch = batches.batch(10**6 + 2 * j)
+                batch = batches.batch(10**6 + 2 * j).to(device)
                 losses = gan_losses(model, batch.features, batch.padding_mask,
                                     batch.random_label, 2 * j, config.weights, None, model_rng)
                 for term in TERMS:
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                     grads[term] += conv.weight.grad
                 adversarial.append(float(losses["dense_g"].detach()) / batch.size)
             model.zero_grad(set_to_none=True)
-            batch = batches.batch(10**6 + 1)
+            batch = batches.batch(10**6 + 1).to(device)
             with torch.no_grad():
                 d = gan_losses(model, batch.features, batch.padding_mask, batch.random_label, 1,
                                LossWeights(gradient_penalty=0.0), None, model_rng)
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                   "rank of true")
             for term in (*TERMS, "all"):
                 grad = sum(grads.values()) if term == "all" else grads[term]
-                delta = vectors @ (-grad[:, :, kernel // 2]).numpy().T
+                delta = vectors @ (-grad[:, :, kernel // 2]).cpu().numpy().T
                 print(f"  {term:10s}  {ranks(delta, wrong, true):13.1f} / "
                       f"{ranks(delta, wrong, heard):5.1f}"
                       f"{ranks(delta, right, true):36.1f}", flush=True)
