@@ -80,6 +80,7 @@ def train_config(args: argparse.Namespace, seed: int, max_updates: int):  # noqa
                        lr_discriminator=args.lr_discriminator,
                        weights=replace(weights, **overrides),
                        discriminator_dim=args.discriminator_dim,
+                       discriminator_depth=args.discriminator_depth,
                        validate_every=args.validate_every, checkpoint_every=args.validate_every,
                        seed=seed, device=args.device, log_every_s=1e9,
                        eval_batch_size=args.eval_batch_size)
@@ -279,6 +280,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validate-every", type=int, default=250)
     p.add_argument("--batch-size", type=int, default=160)
     p.add_argument("--discriminator-dim", type=int, default=384)
+    p.add_argument("--discriminator-depth", type=int, help="default: the reference's 2")
     p.add_argument("--lr-generator", type=float)
     p.add_argument("--lr-discriminator", type=float)
     p.add_argument("--gradient-penalty", type=float)

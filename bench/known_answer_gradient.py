@@ -28,7 +28,6 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +74,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from w2vu.gan.data import open_training_data
     from w2vu.gan.losses import LossWeights, gan_losses
-    from w2vu.gan.models import Discriminator
     from w2vu.gan.trainer import TrainConfig, build_model, build_optimizers, train_step
     from w2vu.train.runtime import resolve_device, seed_everything
 
@@ -114,15 +112,13 @@ def main(argv: list[str] | None = None) -> None:
         config = TrainConfig(variant=1, batch_size=args.batch_size, lr_generator=1e-3,
                              lr_discriminator=args.lr_discriminator,
                              weights=LossWeights(gradient_penalty=args.gradient_penalty),
-                             discriminator_dim=args.discriminator_dim, seed=args.seed)
+                             discriminator_dim=args.discriminator_dim,
+                             discriminator_depth=args.discriminator_depth, seed=args.seed)
         model_rng = seed_everything(config.seed)
         batches, dictionary = open_training_data(data.features, data.text, data.dictionary,
                                                  config.batch_size, config.seed)
         symbols = list(dictionary.symbols)
         model = build_model(config, len(symbols), settings.dim)
-        if args.discriminator_depth != model.discriminator.cfg.depth:
-            cfg = replace(model.discriminator.cfg, depth=args.discriminator_depth)
-            model.discriminator = Discriminator(cfg, len(symbols))
         if args.hard:
             straight_through(model)
         conv = model.generator.proj[1]

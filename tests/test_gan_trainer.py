@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from w2vu.errors import W2vuError
 from w2vu.eval.metrics import edit_distance
 from w2vu.gan import trainer as trainer_mod
 from w2vu.gan.data import PAD_INDEX, eval_batches, load_phone_text, open_training_data
@@ -246,3 +247,23 @@ def test_variant2_with_km_targets(data: TrainPaths, tmp_path: Path) -> None:
     assert "generator.bn.running_mean" in ckpt["model"]
     assert ckpt["trajectory"]["lr_generator"] == 5e-5
     assert len(_rows(tmp_path / METRICS)) == 2
+
+
+def test_deeper_discriminator_trains_and_generates(data: TrainPaths, tmp_path: Path) -> None:
+    """`discriminator_depth`: a GELU after each inner layer; the run's best.pt carries the depth
+    so generation rebuilds the same model; the reference depth adds nothing to the trajectory."""
+    from w2vu.gan.generate import generate, load_checkpoint, model_from_checkpoint
+
+    deep = _config(discriminator_depth=4, max_updates=6)
+    assert "discriminator_depth" not in _config().trajectory()
+    model = build_model(deep, len(PHONES) + 5, DIM)
+    assert sum(isinstance(m, torch.nn.GELU) for m in model.discriminator.modules()) == 3
+    train(deep, data, tmp_path)
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_BEST)
+    assert ckpt["trajectory"]["discriminator_depth"] == 4
+    assert model_from_checkpoint(ckpt, tmp_path / CHECKPOINT_BEST).discriminator.cfg.depth == 4
+    generate(tmp_path / CHECKPOINT_BEST, data.features, data.dictionary, tmp_path / "gen",
+             "train", device="cpu")
+    assert len((tmp_path / "gen" / "train.txt").read_text().splitlines()) == len(LENGTHS)
+    with pytest.raises(W2vuError, match="discriminator_depth"):
+        _config(discriminator_depth=0)

@@ -47,6 +47,8 @@ def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-updates", type=int, default=LibraryDefault(f"{TRAIN}.max_updates"))
     p.add_argument("--batch-size", type=int, default=LibraryDefault(f"{TRAIN}.batch_size"))
     p.add_argument("--discriminator-dim", type=int, help="default: the reference's 384")
+    p.add_argument("--discriminator-depth", type=int,
+                   help="conv layers (default: the reference's 2, one nonlinearity)")
     p.add_argument("--lr-generator", type=float, help="default: the variant's reference value")
     p.add_argument("--lr-discriminator", type=float, help="default: the variant's reference")
     p.add_argument("--validate-every", type=int, default=LibraryDefault(f"{TRAIN}.validate_every"))
@@ -77,6 +79,7 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
                          weights=weights, validate_every=a.validate_every,
                          checkpoint_every=a.validate_every, seed=a.seed, device=a.device,
                          bf16=a.bf16, discriminator_dim=a.discriminator_dim,
+                         discriminator_depth=a.discriminator_depth,
                          lr_generator=a.lr_generator, lr_discriminator=a.lr_discriminator)
     paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
                        a.km)

@@ -74,7 +74,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike,
                         "pass the matching variant or the other run's best.pt")
     traj = ckpt["trajectory"]
     config = TrainConfig(variant=saved, target_dim=int(traj["target_dim"]),
-                         discriminator_dim=traj.get("discriminator_dim"), device="cpu")
+                         discriminator_dim=traj.get("discriminator_dim"),
+                         discriminator_depth=traj.get("discriminator_depth"), device="cpu")
     vocab_size, input_dim, _ = ckpt["model"][CONV_WEIGHT].shape
     model = build_model(config, int(vocab_size), int(input_dim))
     model.load_state_dict(ckpt["model"])

@@ -88,6 +88,7 @@ class TrainConfig:
     weights: LossWeights | None = None
     target_dim: int = 64
     discriminator_dim: int | None = None  # 384 in both references; smaller only for tests
+    discriminator_depth: int | None = None  # 2 in both references (one nonlinearity)
     validate_every: int = 1000
     checkpoint_every: int = 1000
     seed: int = 1
@@ -108,6 +109,9 @@ class TrainConfig:
             weights = LossWeights() if self.variant == 1 else w2vu2_weights()
             object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "betas", tuple(self.betas))
+        if self.discriminator_depth is not None and self.discriminator_depth < 1:
+            raise W2vuError(f"discriminator_depth must be 1 or more, got "
+                            f"{self.discriminator_depth}; set gan.discriminator_depth")
 
     def trajectory(self) -> dict[str, Any]:
         """The settings that shape the weights; a resume must not change them."""
@@ -118,6 +122,8 @@ class TrainConfig:
         out["betas"] = list(self.betas)
         out["weights"] = asdict(self.weights)
         out["optimizer"] = OPTIMIZER  # checkpoints of the earlier torch AdamW runs are refused
+        if self.discriminator_depth is not None:  # absent = the reference's, as before the option
+            out["discriminator_depth"] = self.discriminator_depth
         return out
 
 
@@ -161,6 +167,8 @@ def build_model(config: TrainConfig, vocab_size: int, input_dim: int) -> Wav2vec
     gen_cfg = GeneratorConfig(**{**gen_cfg.__dict__, "input_dim": input_dim})
     if config.discriminator_dim is not None:
         disc_cfg = replace(disc_cfg, dim=config.discriminator_dim)
+    if config.discriminator_depth is not None:
+        disc_cfg = replace(disc_cfg, depth=config.discriminator_depth)
     decoder = nn.Linear(input_dim, config.target_dim) if config.variant == 2 else None
     return Wav2vecU(Generator(gen_cfg, vocab_size), Discriminator(disc_cfg, vocab_size), decoder)
 

@@ -24,6 +24,7 @@ rule gan_train:
         validate_every=config["gan"]["validate_every"],
         batch_size=config["gan"]["batch_size"],
         discriminator_dim=option("--discriminator-dim", config["gan"]["discriminator_dim"]),
+        discriminator_depth=option("--discriminator-depth", config["gan"]["discriminator_depth"]),
         lr_generator=option("--lr-generator", config["gan"]["lr_generator"]),
         lr_discriminator=option("--lr-discriminator", config["gan"]["lr_discriminator"]),
         device=config["gan"]["device"],
@@ -44,7 +45,8 @@ rule gan_train:
         " {params.valid_phn} --text {input.text:q} --dictionary {input.dictionary:q}"
         " --lm {input.lm:q} --out-dir {params.out_dir:q} --max-updates {params.max_updates}"
         " --validate-every {params.validate_every} --batch-size {params.batch_size}"
-        " {params.discriminator_dim} {params.lr_generator} {params.lr_discriminator}"
+        " {params.discriminator_dim} {params.discriminator_depth} {params.lr_generator}"
+        " {params.lr_discriminator}"
         " --device {params.device} {params.bf16} --threads {threads} > {log:q} 2>&1"
 
 
