@@ -4,8 +4,9 @@ The builder's files are checked directly. On the bundled book's phone text, a ge
 the known answer (``oracle_generator_weight``) must transcribe the "audio" almost perfectly
 through the real generation and scoring steps, and must not when the features are blind (every
 phone the same vector): the set carries its answer, and the check can tell when it does not.
-No test trains the GAN to the answer: the one run measured to learn it from a random start needed
-more than 80,000 updates (bench/RESULTS.md, "Known-answer GAN"), far beyond a test's budget. What is tested is
+No test trains the GAN to the answer: the runs measured to learn it from a random start sat on a
+plateau for 45,000-80,000 updates first (bench/RESULTS.md, "Known-answer GAN: it learns"), far
+beyond a test's budget. What is tested is
 the control beside it: matching the text's phone transitions directly repairs a near answer that
 the GAN does not (bench/known_answer_bigram.py), so the set's statistics do point to the answer.
 """
