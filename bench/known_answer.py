@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,13 @@ def train_config(args: argparse.Namespace, seed: int, max_updates: int):  # noqa
                        validate_every=args.validate_every, checkpoint_every=args.validate_every,
                        seed=seed, device=args.device, log_every_s=1e9,
                        eval_batch_size=args.eval_batch_size)
+
+
+def resumed_update(checkpoint: Path) -> int:
+    """The update a kept ``checkpoint_last.pt`` holds."""
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["update"])
 
 
 def last_row(metrics: Path) -> dict[str, float]:
@@ -157,7 +165,7 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
              deadline: float) -> dict[str, object]:
     """Train one seed chunk by chunk, printing a row per validation; returns its curve."""
     from w2vu.gan.baseline import random_checkpoint
-    from w2vu.gan.trainer import METRICS, TrainPaths, train
+    from w2vu.gan.trainer import CHECKPOINT_LAST, METRICS, TrainPaths, train
 
     run = work / f"run-seed{seed}"
     paths = TrainPaths(features=data.features, text=data.text, dictionary=data.dictionary,
@@ -165,9 +173,14 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
                        km=data.km if args.variant == 2 else None)
     init = run / "init.pt"
     run.mkdir(parents=True, exist_ok=True)
+    resumed = 0
     if args.start == "oracle":
         start_at_answer(args, data, paths, seed, run)
     else:
+        if (run / CHECKPOINT_LAST).exists():  # a --work-dir kept from an earlier call
+            resumed = resumed_update(run / CHECKPOINT_LAST)
+            print(f"  seed {seed}: resuming {run / CHECKPOINT_LAST} at update {resumed} "
+                  "(remove it to start afresh)", flush=True)
         random_checkpoint(init, data.dictionary, data.features, variant=args.variant, seed=seed,
                           discriminator_dim=args.discriminator_dim)
     per0 = decode_per(init, data, run / "gen-init", "train")
@@ -179,7 +192,7 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
     print(f"  seed {seed}  update {0:6d}  {0.0:7.1f} s  PER {per0:.3f}  ({start})", flush=True)
     curve = [{"update": 0, "seconds": 0.0, "per": per0}]
     start = time.monotonic()
-    done = 0
+    done = resumed
     rate = None  # updates/s including validation, measured on the run's first chunk
     while done < args.updates and time.monotonic() < deadline:
         step = args.validate_every
@@ -189,6 +202,8 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
         chunk_start = time.monotonic()
         done = min(done + step, args.updates)
         train(train_config(args, seed, done), paths, run)
+        if args.keep_checkpoints:  # e.g. the suite's mid-descent fixture (tests/data/)
+            shutil.copyfile(run / CHECKPOINT_LAST, run / f"checkpoint_{done}.pt")
         rate = step / max(time.monotonic() - chunk_start, 1e-9)
         row = last_row(run / METRICS)
         elapsed = time.monotonic() - start
@@ -199,10 +214,10 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
         print(f"  seed {seed}  update {done:6d}  {elapsed:7.1f} s  PER {row['per']:.3f}  "
               f"wlm_ppl {row['weighted_lm_ppl']:8.2f}  vocab {row['vocab_usage']:.2f}  "
               f"d_loss {row['d_loss']:.3f}  g_loss {row['g_loss']:.3f}  "
-              f"{done / elapsed:.2f} upd/s", flush=True)
+              f"{(done - resumed) / elapsed:.2f} upd/s", flush=True)
     best_per = decode_per(run / "best.pt", data, run / "gen-best", "train")
     final_per = decode_per(last_as_best(run, data, args, seed), data, run / "gen-last", "train")
-    return {"seed": seed, "curve": curve, "updates": done,
+    return {"seed": seed, "curve": curve, "updates": done - resumed,
             "seconds": time.monotonic() - start, "selected_per": best_per,
             "last_per": final_per}
 
@@ -292,6 +307,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--svg", type=Path, help="write the curve as an SVG figure here")
     p.add_argument("--json", type=Path, help="write every figure as JSON here")
     p.add_argument("--work-dir", type=Path, help="keep the data and runs here")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="copy checkpoint_last.pt to checkpoint_<update>.pt after every chunk")
     return p.parse_args(argv)
 
 

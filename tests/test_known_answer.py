@@ -218,8 +218,17 @@ def test_bench_runs_the_real_trainer_from_either_start(tmp_path: Path, start: st
     assert 0.0 <= result["selected_per"] and 0.0 <= result["last_per"]
     if start == "oracle":  # only the repeated phone ("a a") is lost: decoding merges repeats
         assert result["curve"][0]["per"] < 0.05
-    else:
-        assert result["curve"][0]["per"] > 0.2
+        return
+    assert result["curve"][0]["per"] > 0.2
+    # the same --work-dir again: the kept run goes on from update 4, and keeps its checkpoints
+    args = [*done.args[:done.args.index("--updates") + 1], "6",
+            *done.args[done.args.index("--updates") + 2:], "--keep-checkpoints"]
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in again.stdout and "at update 4" in again.stdout
+    result = json.loads(out.read_text())["results"][0]
+    assert [p["update"] for p in result["curve"]] == [0, 6]
+    assert (tmp_path / "work" / "run-seed1" / "checkpoint_6.pt").exists()
 
 
 @pytest.mark.parametrize("lr", [0.01, 0.0])
