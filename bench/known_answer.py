@@ -94,10 +94,16 @@ def resumed_update(checkpoint: Path) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["update"])
 
 
-def last_row(metrics: Path) -> dict[str, float]:
-    """The newest row of a run's metrics.tsv."""
+def metrics_rows(metrics: Path) -> list[dict[str, float]]:
+    """A run's metrics.tsv, oldest row first (the checkpoint carries it across resumes)."""
     head, *rows = metrics.read_text(encoding="utf-8").splitlines()
-    return {k: float(v) for k, v in zip(head.split("\t"), rows[-1].split("\t"))}
+    return [{k: float(v) for k, v in zip(head.split("\t"), row.split("\t"))} for row in rows]
+
+
+def curve_point(row: dict[str, float], seconds: float | None) -> dict[str, float | None]:
+    """One point of a seed's curve from its metrics row (``seconds`` None: an earlier call's)."""
+    keep = ("per", "weighted_lm_ppl", "vocab_usage", "d_loss", "g_loss")
+    return {"update": int(row["update"]), "seconds": seconds, **{k: row[k] for k in keep}}
 
 
 def decode_per(checkpoint: Path, data: KnownAnswerPaths, out: Path, split: str) -> float:
@@ -191,6 +197,9 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
         start += f", {args.wrong:.0%} of the classes wrong"
     print(f"  seed {seed}  update {0:6d}  {0.0:7.1f} s  PER {per0:.3f}  ({start})", flush=True)
     curve = [{"update": 0, "seconds": 0.0, "per": per0}]
+    if resumed:  # the earlier calls' rows, so that the table, JSON and figure show the whole run
+        curve += [curve_point(row, None) for row in metrics_rows(run / METRICS)
+                  if row["update"] <= resumed]
     start = time.monotonic()
     done = resumed
     rate = None  # updates/s including validation, measured on the run's first chunk
@@ -205,19 +214,16 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
         if args.keep_checkpoints:  # e.g. the suite's mid-descent fixture (tests/data/)
             shutil.copyfile(run / CHECKPOINT_LAST, run / f"checkpoint_{done}.pt")
         rate = step / max(time.monotonic() - chunk_start, 1e-9)
-        row = last_row(run / METRICS)
+        row = metrics_rows(run / METRICS)[-1]
         elapsed = time.monotonic() - start
-        curve.append({"update": done, "seconds": elapsed, "per": row["per"],
-                      "weighted_lm_ppl": row["weighted_lm_ppl"],
-                      "vocab_usage": row["vocab_usage"], "d_loss": row["d_loss"],
-                      "g_loss": row["g_loss"]})
+        curve.append(curve_point(row, elapsed))
         print(f"  seed {seed}  update {done:6d}  {elapsed:7.1f} s  PER {row['per']:.3f}  "
               f"wlm_ppl {row['weighted_lm_ppl']:8.2f}  vocab {row['vocab_usage']:.2f}  "
               f"d_loss {row['d_loss']:.3f}  g_loss {row['g_loss']:.3f}  "
               f"{(done - resumed) / elapsed:.2f} upd/s", flush=True)
     best_per = decode_per(run / "best.pt", data, run / "gen-best", "train")
     final_per = decode_per(last_as_best(run, data, args, seed), data, run / "gen-last", "train")
-    return {"seed": seed, "curve": curve, "updates": done - resumed,
+    return {"seed": seed, "curve": curve, "updates": done - resumed, "resumed_at": resumed,
             "seconds": time.monotonic() - start, "selected_per": best_per,
             "last_per": final_per}
 

@@ -227,7 +227,9 @@ def test_bench_runs_the_real_trainer_from_either_start(tmp_path: Path, start: st
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stdout and "at update 4" in again.stdout
     result = json.loads(out.read_text())["results"][0]
-    assert [p["update"] for p in result["curve"]] == [0, 6]
+    assert [p["update"] for p in result["curve"]] == [0, 2, 4, 6]  # earlier rows kept
+    assert [p["seconds"] is None for p in result["curve"]] == [False, True, True, False]
+    assert result["resumed_at"] == 4 and result["updates"] == 2
     assert (tmp_path / "work" / "run-seed1" / "checkpoint_6.pt").exists()
 
 
