@@ -267,8 +267,9 @@ def write_svg(path: Path, results: list[dict], baseline: float, title: str) -> N
         colour = colours[i % len(colours)]
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
                      'stroke-width="2"/>')
-        parts.append(f'<text x="{width - pad + 4}" y="{pad + 14 * i}" fill="{colour}">seed '
-                     f'{r["seed"]}</text>')
+        label = r.get("label", f'seed {r["seed"]}')  # inside the frame: long labels fit
+        parts.append(f'<text x="{width - pad - 4}" y="{pad + 14 * (i + 1)}" text-anchor="end" '
+                     f'fill="{colour}">{label}</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
 

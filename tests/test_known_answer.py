@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -210,11 +211,13 @@ def test_bench_runs_the_real_trainer_from_either_start(tmp_path: Path, start: st
          "--min-phones", "1", "--dim", "16", "--noise", "0.1", "--batch-size", "4",
          "--discriminator-dim", "4", "--eval-batch-size", "4", "--seeds", "1", "--updates", "4",
          "--validate-every", "2", "--threads", "1", "--start", start, "--json", str(out),
-         "--work-dir", str(tmp_path / "work")],
+         "--svg", str(tmp_path / "ka.svg"), "--work-dir", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())["results"][0]
     assert [p["update"] for p in result["curve"]] == [0, 2, 4]
+    figure = ElementTree.parse(tmp_path / "ka.svg").getroot()
+    assert "seed 1" in "".join(figure.itertext())
     assert 0.0 <= result["selected_per"] and 0.0 <= result["last_per"]
     if start == "oracle":  # only the repeated phone ("a a") is lost: decoding merges repeats
         assert result["curve"][0]["per"] < 0.05
