@@ -115,6 +115,31 @@ def decode_per(checkpoint: Path, data: KnownAnswerPaths, out: Path, split: str) 
     return score_files(out / f"{split}.txt", data.phn, "per").rate
 
 
+def phone_confusions(hyp: Path, ref: Path) -> dict[str, dict]:
+    """Per reference phone of a decode: count, share right, its three most frequent outcomes
+    (None: deleted); shows a wrong permutation ("m -> ɪ 77%") that PER alone hides."""
+    from w2vu.eval.metrics import confusions
+    from w2vu.io.lines import read_token_lines
+
+    table = confusions(read_token_lines(hyp, "decode"), read_token_lines(ref, "references"))
+    out = {}
+    for phone, became in sorted(((p, c) for p, c in table.items() if p is not None),
+                                key=lambda item: -sum(item[1].values())):
+        count = sum(became.values())
+        out[phone] = {"count": count, "right": became[phone] / count,
+                      "top": [[h, n / count] for h, n in became.most_common(3) if h != phone]}
+    return out
+
+
+def confusion_line(table: dict[str, dict]) -> str:
+    """One line: how many phones are mostly right, and the largest confusions."""
+    right = sum(v["right"] >= 0.5 for v in table.values())
+    worst = sorted(((v["top"][0][1] * v["count"], p, v["top"][0]) for p, v in table.items()
+                    if v["top"]), reverse=True)[:6]
+    named = ", ".join(f"{p}->{h or 'deleted'} {share:.0%}" for _, p, (h, share) in worst)
+    return f"{right} of {len(table)} phones right at least half the time; largest: {named}"
+
+
 def last_as_best(run: Path, data: KnownAnswerPaths, args: argparse.Namespace, seed: int) -> Path:
     """The final weights of ``checkpoint_last.pt`` in best.pt form, for the generation step."""
     import torch
@@ -223,9 +248,11 @@ def run_seed(args: argparse.Namespace, data: KnownAnswerPaths, seed: int, work: 
               f"{(done - resumed) / elapsed:.2f} upd/s", flush=True)
     best_per = decode_per(run / "best.pt", data, run / "gen-best", "train")
     final_per = decode_per(last_as_best(run, data, args, seed), data, run / "gen-last", "train")
+    phones = phone_confusions(run / "gen-last" / "train.txt", data.phn)
+    print(f"  seed {seed}  last decode: {confusion_line(phones)}", flush=True)
     return {"seed": seed, "curve": curve, "updates": done - resumed, "resumed_at": resumed,
             "seconds": time.monotonic() - start, "selected_per": best_per,
-            "last_per": final_per}
+            "last_per": final_per, "phones": phones}
 
 
 def write_svg(path: Path, results: list[dict], baseline: float, title: str) -> None:

@@ -12,7 +12,7 @@ import torch
 
 from tests.test_gan_trainer import DIM, LENGTHS, PHONES, _config, data  # noqa: F401 - fixture
 from w2vu.errors import W2vuError
-from w2vu.eval.metrics import Score, score_lines
+from w2vu.eval.metrics import Score, align, confusions, edit_distance, score_lines
 from w2vu.eval.probe import load_probe, probe_per, train_probe
 from w2vu.eval.score import (
     SCORE_COLUMNS,
@@ -137,6 +137,21 @@ def test_per_wer_hand_examples(tmp_path: Path) -> None:
     with pytest.raises(W2vuError, match="line-aligned"):
         score_files(tmp_path / "short.txt", tmp_path / "r.phn")
     assert math.isnan(score_lines([[]], [[]]).rate)
+
+
+def test_alignment_and_confusions_by_hand() -> None:
+    assert align(["a", "b", "c"], ["a", "x", "c", "d"]) == [("a", "a"), ("b", "x"), ("c", "c"),
+                                                           (None, "d")]
+    assert align(["a", "b"], []) == [("a", None), ("b", None)]
+    for ref, hyp in ((list("kitten"), list("sitting")), (list("abc"), list("cab"))):
+        pairs = align(ref, hyp)  # a minimal alignment: its edits are the edit distance
+        assert sum(r != h for r, h in pairs) == edit_distance(ref, hyp)
+        assert [r for r, _ in pairs if r] == ref and [h for _, h in pairs if h] == hyp
+    # a consistent wrong permutation shows as one dominant confusion per phone
+    table = confusions([["b", "a", "c"], ["b", "a"], ["c"]],
+                       [["a", "b", "c"], ["a", "b"], ["c", "d"]])
+    assert table["a"] == {"b": 2} and table["b"] == {"a": 2} and table["c"] == {"c": 2}
+    assert table["d"] == {None: 1} and None not in table
 
 
 def test_most_frequent_phone_baseline(tmp_path: Path) -> None:

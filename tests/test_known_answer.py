@@ -219,6 +219,9 @@ def test_bench_runs_the_real_trainer_from_either_start(tmp_path: Path, start: st
     figure = ElementTree.parse(tmp_path / "ka.svg").getroot()
     assert "seed 1" in "".join(figure.itertext())
     assert 0.0 <= result["selected_per"] and 0.0 <= result["last_per"]
+    references = (tmp_path / "work" / "data" / "train.phn").read_text().split()
+    assert sum(v["count"] for v in result["phones"].values()) == len(references)
+    assert set(result["phones"]) == set(references) and "last decode:" in done.stdout
     if start == "oracle":  # only the repeated phone ("a a") is lost: decoding merges repeats
         assert result["curve"][0]["per"] < 0.05
         return
