@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,8 @@ def test_same_seed_same_bytes(small_fsdd, tmp_path):
     assert build(small_fsdd, tmp_path / "c", seed=2)[2] != first[2]
 
 
-def test_every_recording_once_split_by_speaker_text_unspoken(small_fsdd, tmp_path):
-    rows, text, _ = build(small_fsdd, tmp_path)
+def test_uniform_every_recording_once_split_by_speaker_text_unspoken(small_fsdd, tmp_path):
+    rows, text, _ = build(small_fsdd, tmp_path, grammar="uniform")
     for speaker in SPEAKERS:
         words = [w for r in rows if r["speaker"] == speaker for w in r["transcript"].split()]
         assert sorted(words) == sorted(WORDS * 2)
@@ -64,6 +65,31 @@ def test_every_recording_once_split_by_speaker_text_unspoken(small_fsdd, tmp_pat
     assert rate == SAMPLE_RATE and len(audio) > 0.4 * len(rows[0]["transcript"].split()) * rate
 
 
+def next_word_shares(lines: list[str]) -> list[float]:
+    """For each word, the share of its followers that is its most frequent follower."""
+    follows: dict[str, Counter[str]] = defaultdict(Counter)
+    for line in lines:
+        words = line.split()
+        for a, b in zip(words, words[1:]):
+            follows[a][b] += 1
+    return [c.most_common(1)[0][1] / c.total() for c in follows.values()]
+
+
+def test_chain_grammar_gives_words_statistics_spoken_and_unpaired(small_fsdd, tmp_path):
+    rows, text, _ = build(small_fsdd, tmp_path, text_lines=2000)
+    for speaker in SPEAKERS:  # as many digits as the speaker has takes
+        words = Counter(w for r in rows if r["speaker"] == speaker for w in r["transcript"].split())
+        assert words.total() == 20 and set(words) <= set(WORDS)
+    lines = text.splitlines()
+    assert not {r["transcript"] for r in rows} & set(lines)
+    shares = next_word_shares(lines)  # successor 0.7: 0.7 + 0.3 / 10 follow their successor
+    assert len(shares) == 10 and min(shares) > 0.6
+    firsts = Counter(line.split()[0] for line in lines)  # weighted 1/rank: 34% for the first
+    assert 0.28 < firsts.most_common(1)[0][1] / len(lines) < 0.40
+    uniform = build(small_fsdd, tmp_path / "u", grammar="uniform", text_lines=2000)[1]
+    assert max(next_word_shares(uniform.splitlines())) < 0.25
+
+
 def test_bad_settings_name_the_problem(small_fsdd, tmp_path):
     with pytest.raises(W2vuError, match="test speaker.*nobody"):
         build(small_fsdd, tmp_path, test_speakers=("nobody",))
@@ -71,6 +97,13 @@ def test_bad_settings_name_the_problem(small_fsdd, tmp_path):
         build(tmp_path / "missing", tmp_path)
     with pytest.raises(W2vuError, match="min_digits"):
         DigitsSettings(min_digits=5, max_digits=3)
+    with pytest.raises(W2vuError, match="grammar must be one of chain, uniform"):
+        DigitsSettings(grammar="markov")
+    table = small_fsdd / "transcripts.tsv"
+    rows = [r for r in read_table(table) if not (r["speaker"] == "george" and r["text"] == "six")]
+    write_table(table, list(rows[0]), rows)
+    with pytest.raises(W2vuError, match="speaker george has no recording of six"):
+        build(small_fsdd, tmp_path / "lacking")
 
 
 def digits_config(workdir: Path, fsdd: Path) -> None:

@@ -47,6 +47,13 @@ def _digits_corpus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-digits", type=int, default=LibraryDefault(f"{digits}.max_digits"))
     p.add_argument("--text-lines", type=int, default=LibraryDefault(f"{digits}.text_lines"),
                    help="unpaired digit strings")
+    p.add_argument("--grammar", default=LibraryDefault(f"{digits}.grammar"),
+                   help="chain: digits with word statistics (1/rank first digit, a likely "
+                        "successor); uniform: independent digits, every recording once "
+                        "(default %(default)s)")
+    p.add_argument("--successor", type=float, default=LibraryDefault(f"{digits}.successor"),
+                   help="chain: probability that a digit is followed by its successor "
+                        "(default %(default)s)")
     p.add_argument("--language", default=LibraryDefault(f"{digits}.language"),
                    help="espeak language for reference phones (default %(default)s)")
 
@@ -59,7 +66,7 @@ def cmd_digits_corpus(a: argparse.Namespace) -> None:
     settings = DigitsSettings(
         seed=a.seed, test_speakers=tuple(a.test_speakers), valid_fraction=a.valid_fraction,
         min_digits=a.min_digits, max_digits=a.max_digits, text_lines=a.text_lines,
-        language=a.language)
+        grammar=a.grammar, successor=a.successor, language=a.language)
     build_digits_corpus(a.fsdd, a.out_dir, a.out_table, a.out_text, settings)
 
 

@@ -1,14 +1,16 @@
 """`w2vu digits-corpus`: digit-string utterances from the Free Spoken Digit Dataset's recordings.
 
-FSDD holds isolated English digits (8 kHz, 50 takes of each digit per speaker). Each speaker's
-recordings are shuffled under the seed and cut into runs of ``min_digits``-``max_digits``; a run
-becomes one utterance: the recordings one after another with a pause between them, silence before
-and after, and a faint noise floor under everything, so that VAD has real work. Every recording
-is used once. Utterances of the ``test_speakers`` form the test split; of the other speakers', a
-``valid_fraction`` goes to valid and the rest to train (the audio table's `split` column). The
-unpaired text is ``text_lines`` random digit strings of the same lengths, none of them a string
-that is spoken. Word and phone references go into the audio table for scoring. The same inputs
-and settings give the same bytes.
+FSDD holds isolated English digits (8 kHz, 50 takes of each digit per speaker). Spoken strings
+and the unpaired text follow one ``grammar`` (see ``DigitGrammar``): ``chain`` (the default) draws
+strings with word statistics, as many digits per speaker as it has takes, each digit taking that
+speaker's recordings of it in turn; ``uniform`` shuffles each speaker's recordings and cuts them
+into runs, every recording used once. A string becomes one utterance: the recordings one after
+another with a pause between them, silence before and after, and a faint noise floor under
+everything, so that VAD has real work. Utterances of the ``test_speakers`` form the test split; of
+the other speakers', a ``valid_fraction`` goes to valid and the rest to train (the audio table's
+`split` column). The unpaired text is ``text_lines`` strings of the same grammar, none of them a
+string that is spoken. Word and phone references go into the audio table for scoring. The same
+inputs and settings give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from w2vu.text.phonemize import phonemize_words
 log = logging.getLogger(__name__)
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+GRAMMARS = ("chain", "uniform")
 SAMPLE_RATE = 8000
 NOISE_RMS = 1e-3  # about the recordings' own background level
 
@@ -47,6 +50,8 @@ class DigitsSettings:
     pause_seconds: tuple[float, float] = (0.05, 0.35)
     edge_seconds: tuple[float, float] = (0.2, 0.6)
     text_lines: int = 5000
+    grammar: str = "chain"
+    successor: float = 0.7
     language: str = "en-us"
 
     def __post_init__(self) -> None:
@@ -56,6 +61,42 @@ class DigitsSettings:
         if not 0 <= self.valid_fraction < 1:
             raise W2vuError(f"digits-corpus: valid_fraction must be in [0, 1), got "
                             f"{self.valid_fraction}")
+        if self.grammar not in GRAMMARS:
+            raise W2vuError(f"digits-corpus: grammar must be one of {', '.join(GRAMMARS)}, got "
+                            f"{self.grammar!r}")
+        if not 0 <= self.successor <= 1:
+            raise W2vuError(f"digits-corpus: successor must be in [0, 1], got {self.successor}")
+
+
+class DigitGrammar:
+    """Which digit strings are likely, for the spoken strings and the unpaired text alike.
+
+    ``uniform``: independent, equally likely digits. Every permutation of the ten words leaves
+    that distribution unchanged, so distribution matching cannot tell "one" from "six": on
+    known-answer features the GAN settles on a partial permutation (bench/RESULTS.md). ``chain``:
+    the first digit weighted 1/rank, each next one the previous one's successor with probability
+    ``successor`` and otherwise any digit (rank order and successors drawn under the seed), so the
+    words' statistics tell them apart, as a language's do.
+    """
+
+    def __init__(self, settings: DigitsSettings, rng: random.Random) -> None:
+        self.settings = settings
+        self.order = list(WORDS)
+        if settings.grammar == "chain":  # uniform draws nothing here: its corpus stays as it was
+            rng.shuffle(self.order)
+        self.first_weights = [1 / rank for rank in range(1, len(WORDS) + 1)]
+        self.next_word = dict(zip(self.order, self.order[1:] + self.order[:1]))
+
+    def string(self, rng: random.Random) -> list[str]:
+        """One string of ``min_digits``-``max_digits`` digit words."""
+        length = rng.randint(self.settings.min_digits, self.settings.max_digits)
+        if self.settings.grammar == "uniform":
+            return [rng.choice(WORDS) for _ in range(length)]
+        words = rng.choices(self.order, self.first_weights)
+        while len(words) < length:
+            follow = rng.random() < self.settings.successor
+            words.append(self.next_word[words[-1]] if follow else rng.choice(WORDS))
+        return words
 
 
 def read_recordings(fsdd: Path) -> dict[str, list[dict[str, str]]]:
@@ -86,6 +127,31 @@ def digit_runs(rows: list[dict[str, str]], settings: DigitsSettings,
     return runs
 
 
+def grammar_runs(rows: list[dict[str, str]], grammar: DigitGrammar,
+                 rng: random.Random) -> list[list[dict[str, str]]]:
+    """Strings of the grammar, as many digits as the speaker has takes (the last may be shorter);
+    each digit takes the speaker's recordings of it in a shuffled cycle, so a digit the grammar
+    draws more often than it has takes reuses them."""
+    takes: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        takes[row["text"]].append(row)
+    lacking = [w for w in WORDS if not takes[w]]
+    if lacking:
+        raise W2vuError(f"digits-corpus: speaker {rows[0]['speaker']} has no recording of "
+                        f"{', '.join(lacking)}; grammar chain needs every digit (use grammar "
+                        "uniform, or list only complete speakers in transcripts.tsv)")
+    for pool in takes.values():
+        rng.shuffle(pool)
+    used: Counter[str] = Counter()
+    runs, total = [], 0
+    while total < len(rows):
+        words = grammar.string(rng)[:len(rows) - total]
+        runs.append([takes[w][used[w] % len(takes[w])] for w in words])
+        used.update(words)
+        total += len(words)
+    return runs
+
+
 def join_recordings(fsdd: Path, run: list[dict[str, str]], settings: DigitsSettings,
                     rng: random.Random) -> np.ndarray:
     """The run's recordings with pauses between and silence around them, noise under all."""
@@ -107,15 +173,14 @@ def join_recordings(fsdd: Path, run: list[dict[str, str]], settings: DigitsSetti
     return np.clip(audio + noise, -1, 1).astype(np.float32)
 
 
-def unpaired_strings(settings: DigitsSettings, spoken: set[str],
-                     rng: random.Random) -> list[str]:
-    """``text_lines`` random digit strings (as words), none of them spoken."""
+def unpaired_strings(grammar: DigitGrammar, spoken: set[str], rng: random.Random) -> list[str]:
+    """``text_lines`` strings of the grammar (as words), none of them spoken."""
+    settings = grammar.settings
     lines: list[str] = []
     for _ in range(settings.text_lines * 100):
         if len(lines) == settings.text_lines:
             return lines
-        length = rng.randint(settings.min_digits, settings.max_digits)
-        line = " ".join(rng.choice(WORDS) for _ in range(length))
+        line = " ".join(grammar.string(rng))
         if line not in spoken:
             lines.append(line)
     raise W2vuError(f"digits-corpus: could not draw {settings.text_lines} unspoken digit "
@@ -133,11 +198,14 @@ def build_digits_corpus(fsdd: str | os.PathLike, out_dir: str | os.PathLike,
         raise W2vuError(f"digits-corpus: test speaker(s) {', '.join(missing)} not in "
                         f"{fsdd / 'transcripts.tsv'} (speakers: {', '.join(recordings)})")
     rng = random.Random(settings.seed)
+    grammar = DigitGrammar(settings, rng)
     rows, samples = [], 0
     with atomic_dir(out_dir) as tmp:
         for speaker, speaker_rows in recordings.items():
             (tmp / speaker).mkdir()
-            for index, run in enumerate(digit_runs(speaker_rows, settings, rng)):
+            runs = (grammar_runs(speaker_rows, grammar, rng) if settings.grammar == "chain"
+                    else digit_runs(speaker_rows, settings, rng))
+            for index, run in enumerate(runs):
                 audio = join_recordings(fsdd, run, settings, rng)
                 rel = Path(speaker) / f"{speaker}_{index:04d}.wav"
                 sf.write(tmp / rel, audio, SAMPLE_RATE, subtype="PCM_16")
@@ -152,7 +220,7 @@ def build_digits_corpus(fsdd: str | os.PathLike, out_dir: str | os.PathLike,
     lexicon = phonemize_words(list(WORDS), settings.language)
     for row in rows:
         row["phones"] = " ".join(lexicon[w] for w in row["transcript"].split())
-    text = unpaired_strings(settings, {row["transcript"] for row in rows}, rng)
+    text = unpaired_strings(grammar, {row["transcript"] for row in rows}, rng)
     write_table(out_table, ("path", "speaker", "split", "transcript", "phones"), rows)
     write_text(out_text, "".join(line + "\n" for line in text))
     counts = {s: sum(row["split"] == s for row in rows) for s in ("train", "valid", "test")}

@@ -38,6 +38,8 @@ rule digits_corpus:
         min_digits=lookup(dpath="languages/{lang}/digits/min_digits", within=config),
         max_digits=lookup(dpath="languages/{lang}/digits/max_digits", within=config),
         text_lines=lookup(dpath="languages/{lang}/digits/text_lines", within=config),
+        grammar=lookup(dpath="languages/{lang}/digits/grammar", within=config),
+        successor=lookup(dpath="languages/{lang}/digits/successor", within=config),
         language=lookup(dpath="languages/{lang}/espeak", within=config),
     log:
         "logs/{lang}/digits_corpus.log",
@@ -50,7 +52,8 @@ rule digits_corpus:
         " --out-table {output.table:q} --out-text {output.text:q} --seed {params.seed}"
         " --test-speakers {params.test_speakers:q} --valid-fraction {params.valid_fraction}"
         " --min-digits {params.min_digits} --max-digits {params.max_digits}"
-        " --text-lines {params.text_lines} --language {params.language:q} > {log:q} 2>&1"
+        " --text-lines {params.text_lines} --grammar {params.grammar}"
+        " --successor {params.successor} --language {params.language:q} > {log:q} 2>&1"
 
 
 rule inventory:
