@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from w2vu.cli import main
 from w2vu.errors import W2vuError
 from w2vu.features.pool import (
     mean_pool,
@@ -99,7 +100,7 @@ def test_merge_runs_single_utterance():
         merge_runs(x, np.array([1, 2]))
 
 
-@pytest.mark.parametrize("rate", [0.5, 1 / 3, 1.0])
+@pytest.mark.parametrize("rate", [0.5, 1 / 3, 0.25, 1.0])
 @pytest.mark.parametrize("block_rows", [1, 7, 1 << 15])
 def test_mean_pool_matches_reference(tmp_path, rate, block_rows):
     feats, _ = random_split(1)
@@ -112,6 +113,15 @@ def test_mean_pool_matches_reference(tmp_path, rate, block_rows):
     assert rows == out.num_frames == sum(len(e) for e in expected) and utts == len(LENGTHS)
     for got, want in zip(out, expected):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_mean_pool_command_rate(tmp_path):
+    feats, _ = random_split(3)
+    write_features(tmp_path / "in" / "train", feats)
+    main(["mean-pool", "--features", str(tmp_path / "in" / "train"),
+          "--out-prefix", str(tmp_path / "out" / "train"), "--rate", "0.25"])
+    assert open_features(tmp_path / "out" / "train").lengths.tolist() == [
+        math.ceil(len(f) / 4) for f in feats]
 
 
 def test_mean_pool_odd_even_and_tiny():

@@ -183,13 +183,17 @@ def cmd_merge_clusters(a: argparse.Namespace) -> None:
 def _mean_pool_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True)
     p.add_argument("--out-prefix", required=True)
+    p.add_argument("--rate", type=float, default=LibraryDefault("w2vu.features.pool:POOL_RATE"),
+                   help="segments out per segment in: ceil(T * rate), groups of about 1/rate "
+                        "averaged (default %(default)s, the reference's)")
 
 
-@COMMANDS("mean-pool", _mean_pool_arguments, "mean of adjacent pairs (odd length: last repeated)")
+@COMMANDS("mean-pool", _mean_pool_arguments,
+          "mean of groups of adjacent segments (pairs at the reference's rate; last repeated)")
 def cmd_mean_pool(a: argparse.Namespace) -> None:
     from w2vu.features.pool import mean_pool_features
 
-    mean_pool_features(a.features, a.out_prefix)
+    mean_pool_features(a.features, a.out_prefix, a.rate)
 
 
 def _km_targets_arguments(p: argparse.ArgumentParser) -> None:

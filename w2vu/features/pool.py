@@ -34,6 +34,8 @@ from w2vu.io.features import (
 
 log = logging.getLogger(__name__)
 
+POOL_RATE = 0.5  # the reference's mean_pool.py subsample rate
+
 
 def segment_means(x: np.ndarray, starts: np.ndarray,
                   rows: np.ndarray | None = None) -> np.ndarray:
@@ -85,13 +87,13 @@ def merge_block(data: np.ndarray, lengths: np.ndarray,
     return segment_means(data, starts), np.diff(begins_before)
 
 
-def pooled_lengths(lengths: np.ndarray, rate: float = 0.5) -> np.ndarray:
+def pooled_lengths(lengths: np.ndarray, rate: float = POOL_RATE) -> np.ndarray:
     """Segments per utterance after pooling: ceil(T * rate), the reference's `target_num`."""
     return np.ceil(np.asarray(lengths, dtype=np.int64) * rate).astype(np.int64)
 
 
 def pool_block(data: np.ndarray, lengths: np.ndarray,
-               rate: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+               rate: float = POOL_RATE) -> tuple[np.ndarray, np.ndarray]:
     """Adjacent mean pooling of several utterances: (pooled rows, targets per utterance)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     targets = pooled_lengths(lengths, rate)
@@ -111,7 +113,7 @@ def pool_block(data: np.ndarray, lengths: np.ndarray,
     return segment_means(data, starts, source), targets
 
 
-def mean_pool(feats: np.ndarray, rate: float = 0.5) -> np.ndarray:
+def mean_pool(feats: np.ndarray, rate: float = POOL_RATE) -> np.ndarray:
     """One utterance [T, D] → [ceil(T * rate), D], as the reference's mean_pool.py."""
     feats = np.asarray(feats)
     return pool_block(feats, np.array([len(feats)]), rate)[0]
@@ -158,7 +160,7 @@ def merge_clusters(features: str | os.PathLike, units_path: str | os.PathLike,
 
 
 def mean_pool_features(features: str | os.PathLike, out_prefix: str | os.PathLike,
-                       rate: float = 0.5,
+                       rate: float = POOL_RATE,
                        block_rows: int = DEFAULT_BLOCK_ROWS) -> tuple[int, int]:
     """Write `{out_prefix}.npy/.lengths` pooled to ceil(T * rate); return (utterances, rows)."""
     if not 0 < rate <= 1:

@@ -183,13 +183,14 @@ rule mean_pool:
     params:
         features=subpath(input.npy, strip_suffix=".npy"),
         out_prefix=subpath(output.npy, strip_suffix=".npy"),
+        rate=config["features"]["pool_rate"],
     log:
         "logs/{lang}/mean_pool/{dim}_{k}/{split}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu mean-pool --features {params.features:q} --out-prefix {params.out_prefix:q}"
-        " > {log:q} 2>&1"
+        " --rate {params.rate} > {log:q} 2>&1"
 
 
 rule km_targets:
