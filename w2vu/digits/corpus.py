@@ -135,11 +135,6 @@ def grammar_runs(rows: list[dict[str, str]], grammar: DigitGrammar,
     takes: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         takes[row["text"]].append(row)
-    lacking = [w for w in WORDS if not takes[w]]
-    if lacking:
-        raise W2vuError(f"digits-corpus: speaker {rows[0]['speaker']} has no recording of "
-                        f"{', '.join(lacking)}; grammar chain needs every digit (use grammar "
-                        "uniform, or list only complete speakers in transcripts.tsv)")
     for pool in takes.values():
         rng.shuffle(pool)
     used: Counter[str] = Counter()
@@ -197,6 +192,14 @@ def build_digits_corpus(fsdd: str | os.PathLike, out_dir: str | os.PathLike,
     if missing:
         raise W2vuError(f"digits-corpus: test speaker(s) {', '.join(missing)} not in "
                         f"{fsdd / 'transcripts.tsv'} (speakers: {', '.join(recordings)})")
+    if settings.grammar == "chain":  # checked before any audio is written
+        for speaker, speaker_rows in recordings.items():
+            lacking = sorted(set(WORDS) - {row["text"] for row in speaker_rows}, key=WORDS.index)
+            if lacking:
+                raise W2vuError(f"digits-corpus: speaker {speaker} has no recording of "
+                                f"{', '.join(lacking)}; grammar chain needs every digit (use "
+                                "grammar uniform, or list only complete speakers in "
+                                "transcripts.tsv)")
     rng = random.Random(settings.seed)
     grammar = DigitGrammar(settings, rng)
     rows, samples = [], 0
