@@ -202,6 +202,23 @@ def test_finished_run_restores_removed_outputs(data: TrainPaths, tmp_path: Path)
         assert torch.equal(again["model"][key], best["model"][key]), key
 
 
+def test_keep_last_holds_the_final_update(data: TrainPaths, tmp_path: Path) -> None:
+    """keep="last": best.pt is the final model whatever the metric says, also when a finished
+    run trained under keep="best" is asked again (the rolling checkpoint is reused)."""
+    train(_config(), data, tmp_path)
+    scores = [float(r["weighted_lm_ppl"]) for r in _rows(tmp_path / METRICS)]
+    assert int(np.argmin(scores)) != len(scores) - 1  # else this test shows nothing
+    row = train(_config(keep="last"), data, tmp_path)
+    kept = torch.load(tmp_path / CHECKPOINT_BEST, weights_only=True)
+    last = torch.load(tmp_path / CHECKPOINT_LAST, weights_only=True)
+    assert kept["update"] == row["update"] == 24
+    assert kept["metrics"]["weighted_lm_ppl"] == pytest.approx(scores[-1], rel=1e-6)
+    for key in kept["model"]:
+        assert torch.equal(kept["model"][key], last["model"][key]), key
+    with pytest.raises(W2vuError, match="gan.keep"):
+        _config(keep="first")
+
+
 def test_resume_refuses_other_settings(data: TrainPaths, tmp_path: Path) -> None:
     train(_config(max_updates=2), data, tmp_path)
     with pytest.raises(Exception, match="other training settings"):

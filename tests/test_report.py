@@ -111,10 +111,14 @@ def test_gan_training_panels_follow_the_columns(tmp_path):
             tmp_path / f"run{seed}/metrics.tsv",
             [header] + [f"{u}\t{scale}\t{scale / u}\t0.1\t10\t0.5\t{30 / u}\t5\t1\t"
                         f"{'inf' if u == 1 else 40 / u}\tnan" for u in (1, 2, 3)])
-    text = svg_text(figures.gan_training(runs, tmp_path / "gan.svg", "GAN training, x, w2vu1"))
+    text = svg_text(figures.gan_training(runs, tmp_path / "gan.svg", "GAN training, x, w2vu1",
+                                         keep="best"))
     assert "discriminator loss" in text and "weighted LM perplexity" in text
     assert "validation PER" not in text, "a column without values gets no panel"
     assert "cp4_gp1.5_sm0.5_seed2" in text and "GAN training, x, w2vu1" in text
+    assert "star: best update by the selection metric" in text
+    last = svg_text(figures.gan_training(runs, tmp_path / "last.svg", "GAN", keep="last"))
+    assert "star: the last update" in last
 
 
 def test_error_rates_and_cli(tmp_path):

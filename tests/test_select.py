@@ -84,6 +84,28 @@ def test_paper_differs_from_reference(sweep: list[Path], tmp_path: Path) -> None
     assert wide["selected"]["run_dir"] == str(sweep[2])
 
 
+def test_keep_last_ranks_each_run_by_its_last_row(tmp_path: Path) -> None:
+    """run.json keep=last: the run stands for its last validation (what its best.pt holds), so
+    an early low metric no longer wins, and a run whose last row is unusable is not ranked."""
+    last = {"code_penalty": 4.0, "gradient_penalty": 1.5, "smoothness": 2.0, "keep": "last"}
+    early = _write_run(tmp_path, "early", [_row(1000, 10.0, 0.9, 15), _row(2000, 40.0, 0.8, 13)],
+                       params={**last, "seed": 1})
+    late = _write_run(tmp_path, "late", [_row(1000, 50.0, 0.8, 15), _row(2000, 30.0, 0.8, 13)],
+                      params={**last, "seed": 2})
+    dead = _write_run(tmp_path, "dead", [_row(1000, 5.0, 0.9, 15), _row(2000, math.inf, 0.0, 0)],
+                      params={**last, "seed": 3})
+    result = select_run([early, late, dead], tmp_path / "sel.json")
+    assert result["selected"]["name"] == "late"
+    assert [r["best_update"] for r in result["runs"]] == [2000, 2000, None]
+    assert "kept (last) row" in result["runs"][2]["reason"]
+    as_best = _write_run(tmp_path, "as_best", [_row(1000, 10.0, 0.9, 15),
+                                               _row(2000, 40.0, 0.8, 13)], seed=4)
+    assert select_run([as_best, late], tmp_path / "b.json")["selected"]["best_update"] == 1000
+    odd = _write_run(tmp_path, "odd", [_row(1000, 10.0, 0.9, 15)], params={**last, "seed": 5,
+                                                                          "keep": "first"})
+    assert "keep='first'" in select_run([odd, late], tmp_path / "c.json")["runs"][0]["reason"]
+
+
 def test_table_complete_and_invalid_reported(sweep: list[Path], tmp_path: Path) -> None:
     missing = tmp_path / "never_ran"
     missing.mkdir()

@@ -56,6 +56,9 @@ def _gan_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gradient-penalty", type=float, help="default: the variant's reference")
     p.add_argument("--smoothness", type=float, help="default: the variant's reference value")
     p.add_argument("--seed", type=int, default=LibraryDefault(f"{TRAIN}.seed"))
+    p.add_argument("--keep", choices=("best", "last"), default=LibraryDefault(f"{TRAIN}.keep"),
+                   help="which validation best.pt holds: the lowest weighted_lm_ppl (the "
+                        "reference) or the last")
     p.add_argument("--device", default=LibraryDefault(f"{TRAIN}.device"))
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on GPU")
     threads(p)
@@ -80,10 +83,11 @@ def cmd_gan_train(a: argparse.Namespace) -> None:
                          checkpoint_every=a.validate_every, seed=a.seed, device=a.device,
                          bf16=a.bf16, discriminator_dim=a.discriminator_dim,
                          discriminator_depth=a.discriminator_depth,
-                         lr_generator=a.lr_generator, lr_discriminator=a.lr_discriminator)
+                         lr_generator=a.lr_generator, lr_discriminator=a.lr_discriminator,
+                         keep=a.keep)
     paths = TrainPaths(a.features, a.text, a.dictionary, a.lm, a.valid_features, a.valid_phn,
                        a.km)
-    write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed,
+    write_run_info(a.out_dir, {"variant": a.variant, "seed": a.seed, "keep": a.keep,
                                **{k: getattr(weights, k) for k in chosen}})
     train(config, paths, a.out_dir, restart_on_change=True)
 

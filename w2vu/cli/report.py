@@ -58,8 +58,10 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", nargs="+", required=True, type=Path,
                    help="gan/{variant}/{run}/metrics.tsv")
     p.add_argument("--title", default="GAN training")
+    p.add_argument("--keep", choices=("best", "last"), required=True,
+                   help="the checkpoint each run kept (gan.keep), marked with a star")
     p.set_defaults(draw=lambda a, figures: figures.gan_training(
-        {m.parent.name: m for m in a.metrics}, a.out, a.title))
+        {m.parent.name: m for m in a.metrics}, a.out, a.title, keep=a.keep))
 
     p = figure("error-rates", "error rate per stage and split")
     p.add_argument("--scores", required=True, type=Path, help="scores.tsv")

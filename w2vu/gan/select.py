@@ -2,14 +2,15 @@
 
 Why: wav2vec-U trains many runs (code penalty × gradient penalty × smoothness × seed, 40-60 of
 them) and most diverge; which one goes on to decoding and self-training must be chosen from
-unsupervised metrics only. Each run's trainer already keeps ``best.pt`` at the validation with the
-lowest ``weighted_lm_ppl`` (``metrics.tsv`` holds every validation), so a run is represented here by
-that same row: it is the only checkpoint of the run that still exists.
+unsupervised metrics only. Each run's trainer keeps one checkpoint, ``best.pt``: the validation with
+the lowest ``weighted_lm_ppl`` (``keep: best``, the reference) or the last one (``keep: last``, as
+its ``run.json`` says; ``metrics.tsv`` holds every validation), so a run is represented here by that
+same row: it is the only checkpoint of the run that still exists.
 
 Two methods:
 
 ``reference`` (what fairseq's code does, §3.1)
-    the run whose best row has the lowest ``weighted_lm_ppl = lm_ppl / vocab_usage²``.
+    the run whose kept row has the lowest ``weighted_lm_ppl = lm_ppl / vocab_usage²``.
 
 ``paper`` (§3.3 of arXiv 2105.11084, as the reference document describes it)
     1. anchor P̂ = argmin over runs of ``ln lm_ppl − ln vocab_usage`` (perplexity in place of NLL;
@@ -51,6 +52,7 @@ REQUIRED_PARAMS = ("code_penalty", "gradient_penalty", "smoothness", "seed")
 METHODS = ("reference", "paper")
 PAPER_TOLERANCE = 1.2
 METRIC = "weighted_lm_ppl"
+KEEP = ("best", "last")  # which validation a run's best.pt holds (run.json "keep"; absent: best)
 # Columns each method needs from a row for the row to count.
 NEEDED_COLUMNS = {
     "reference": ("update", "weighted_lm_ppl"),
@@ -154,7 +156,7 @@ def best_row(rows: Sequence[Mapping[str, float]]) -> Mapping[str, float]:
 
 
 def _scan_run(run_dir: str | os.PathLike, method: str) -> dict[str, Any]:
-    """One table entry: params, best row or the reason there is none."""
+    """One table entry: params, the kept row (best or last) or the reason there is none."""
     entry: dict[str, Any] = {"run_dir": os.fspath(run_dir), "name": Path(run_dir).name,
                              "params": None, "valid": False, "reason": None, "warnings": [],
                              "n_rows": 0, "n_valid_rows": 0, "n_malformed_lines": 0,
@@ -192,7 +194,19 @@ def _scan_run(run_dir: str | os.PathLike, method: str) -> dict[str, Any]:
                            + (" and usable lm_ppl/vocab_usage/out_len" if method == "paper"
                               else ""))
         return entry
-    best = best_row(valid)
+    keep = (entry["params"] or {}).get("keep", "best")
+    if keep not in KEEP:
+        entry["reason"] = f"{RUN_INFO} has keep={keep!r}, not one of {', '.join(KEEP)}"
+        return entry
+    if keep == "last":
+        last = max(rows, key=lambda r: r["update"])
+        if not row_is_valid(last, method):
+            entry["reason"] = (f"the kept (last) row, update {last['update']:g}, has no finite "
+                               f"{METRIC}")
+            return entry
+        best = last
+    else:
+        best = best_row(valid)
     entry.update(valid=True, best_update=int(best["update"]), best=dict(best))
     return entry
 
@@ -209,7 +223,7 @@ def _paper_scores(best: Mapping[str, float]) -> tuple[float, float]:
 
 def _select_reference(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     chosen = min(candidates, key=lambda e: e["best"][METRIC])  # min() keeps the first on ties
-    return chosen, {"rule": f"lowest {METRIC} = lm_ppl / vocab_usage^2 at each run's best row"}
+    return chosen, {"rule": f"lowest {METRIC} = lm_ppl / vocab_usage^2 at each run's kept row"}
 
 
 def _select_paper(candidates: list[dict[str, Any]],

@@ -4,7 +4,10 @@ One update = one batch. Odd updates step the discriminator, even ones the genera
 forward passes run every update, the summed loss is backpropagated into all parameters, the
 gradients are divided by the batch size and clipped jointly at 5, and only the active group's
 Adam steps (§2.5, §2.6). Every ``validate_every`` updates the model is scored with
-``weighted_lm_ppl`` = LM perplexity / vocabulary usage² (§3.1) and the best one is kept.
+``weighted_lm_ppl`` = LM perplexity / vocabulary usage² (§3.1). ``best.pt`` holds the kept
+checkpoint: the validation with the lowest metric (``keep="best"``, the reference) or the last one
+(``keep="last"``: on real MFCC the metric is lowest before the GAN has learnt, see
+bench/RESULTS.md).
 
 Resuming: ``checkpoint_last.pt`` holds the model, both optimizers, the update count, every RNG
 state and the metric rows. Batches are a function of (seed, update) (see ``data.py``), so a run
@@ -43,6 +46,7 @@ from w2vu.gan.models import (
     w2vu2_configs,
     w2vu_configs,
 )
+from w2vu.gan.select import KEEP
 from w2vu.gan.validate import Validator
 from w2vu.io.dictionary import PhoneDictionary
 from w2vu.io.features import feature_paths, open_features
@@ -96,10 +100,13 @@ class TrainConfig:
     bf16: bool = False
     log_every_s: float = 5.0
     eval_batch_size: int = 160
+    keep: str = "best"  # best.pt: the lowest weighted_lm_ppl (reference) or the last validation
 
     def __post_init__(self) -> None:
         if self.variant not in REFERENCE_LRS:
             raise W2vuError(f"GAN variant must be 1 or 2, got {self.variant}")
+        if self.keep not in KEEP:
+            raise W2vuError(f"gan.keep must be one of {', '.join(KEEP)}, got {self.keep!r}")
         lr_g, lr_d = REFERENCE_LRS[self.variant]
         if self.lr_generator is None:
             object.__setattr__(self, "lr_generator", lr_g)
@@ -307,7 +314,7 @@ def save_best(path: Path, weights: dict[str, torch.Tensor], update: int,
 def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
           checkpoint_dir: str | os.PathLike | None = None,
           restart_on_change: bool = False) -> dict[str, float]:
-    """Train (or resume) one GAN run; returns the best validation metrics.
+    """Train (or resume) one GAN run; returns the metrics row of the kept checkpoint.
 
     Declared outputs: ``out_dir/best.pt`` and ``out_dir/metrics.tsv``. ``checkpoint_last.pt``
     goes to ``checkpoint_dir`` (default ``out_dir``) and is resumed from when present; one written
@@ -336,17 +343,29 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
         log.info("resuming from %s at update %d", last_path, state.update)
     _run_updates(model, optimizers, batches, validator, config, state, model_rng, device,
                  out, last_path, dictionary, trajectory)
-    write_outputs(out, state, config, dictionary)
-    return state.best_row
+    write_outputs(out, state, config, dictionary, model)
+    return kept(state, model, config)[1]
+
+
+def kept(state: RunState, model: Wav2vecU,
+         config: TrainConfig) -> tuple[dict[str, torch.Tensor] | None, dict[str, float]]:
+    """The weights and row ``best.pt`` holds under ``config.keep``.
+
+    ``last``: the model as it stands, which is the one of the last row whenever this is called
+    (right after a validation, or at the end of training, which always validates).
+    """
+    if config.keep == "last":
+        return (model_state(model), state.rows[-1]) if state.rows else (None, {})
+    return state.best_model, state.best_row
 
 
 def write_outputs(out: Path, state: RunState, config: TrainConfig,
-                  dictionary: PhoneDictionary) -> None:
+                  dictionary: PhoneDictionary, model: Wav2vecU) -> None:
     """metrics.tsv and best.pt from the run state, so a finished run restores them too."""
     write_metrics(out / METRICS, METRIC_COLUMNS, state.rows, digits=8)
-    if state.best_model is not None:
-        save_best(out / CHECKPOINT_BEST, state.best_model, int(state.best_row["update"]),
-                  state.best_row, config, dictionary)
+    weights, row = kept(state, model, config)
+    if weights is not None:
+        save_best(out / CHECKPOINT_BEST, weights, int(row["update"]), row, config, dictionary)
 
 
 def _build_validator(paths: TrainPaths, batches: TrainBatches, dictionary: PhoneDictionary,
@@ -402,4 +421,4 @@ def _validate(model: Wav2vecU, validator: Validator, config: TrainConfig, state:
         state.best = min(state.best, row["weighted_lm_ppl"])
         state.best_model = model_state(model)
         state.best_row = row
-    write_outputs(out, state, config, dictionary)
+    write_outputs(out, state, config, dictionary, model)

@@ -283,9 +283,9 @@ def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def gan_training(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLike,
-                 title: str = "GAN training") -> Path:
+                 title: str = "GAN training", *, keep: str) -> Path:
     """Losses and metrics over updates (one panel per column of `metrics.tsv` that has values,
-    one line per run, the best update by the selection metric marked)."""
+    one line per run, the kept update marked: the selection metric's best, or the last)."""
     runs = {run: read_metrics(path) for run, path in metrics.items()}
     panels = [c for c in GAN_PANELS
               if any(c in m and np.isfinite(m[c]).any() for m in runs.values())]
@@ -307,9 +307,10 @@ def gan_training(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLik
                     markersize=3, linewidth=1.2, color=f"C{i % 10}", label=run)
             score = m.get("weighted_lm_ppl")
             if score is not None and np.isfinite(score).any():
-                best = int(np.nanargmin(np.where(np.isfinite(score), score, np.nan)))
-                if np.isfinite(y[best]):
-                    ax.plot(m["update"][best], y[best], "*", markersize=10, color=f"C{i % 10}")
+                kept = (len(score) - 1 if keep == "last"
+                        else int(np.nanargmin(np.where(np.isfinite(score), score, np.nan))))
+                if np.isfinite(y[kept]):
+                    ax.plot(m["update"][kept], y[kept], "*", markersize=10, color=f"C{i % 10}")
         if column == "weighted_lm_ppl":
             finite = [v for m in runs.values() for v in m.get(column, []) if np.isfinite(v)]
             if finite and min(finite) > 0 and max(finite) / min(finite) > 100:
@@ -323,7 +324,8 @@ def gan_training(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLik
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False,
                    fontsize=8)
-    fig.suptitle(f"{title} (star: best update by the selection metric)", fontsize=10)
+    star = "the last update" if keep == "last" else "best update by the selection metric"
+    fig.suptitle(f"{title} (star: {star})", fontsize=10)
     fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
     return _save(fig, out, layout=False)
 

@@ -22,6 +22,7 @@ rule gan_train:
         out_dir=subpath(output.best, parent=True),
         max_updates=config["gan"]["max_updates"],
         validate_every=config["gan"]["validate_every"],
+        keep=config["gan"]["keep"],
         batch_size=config["gan"]["batch_size"],
         discriminator_dim=option("--discriminator-dim", config["gan"]["discriminator_dim"]),
         discriminator_depth=option("--discriminator-depth", config["gan"]["discriminator_depth"]),
@@ -44,7 +45,7 @@ rule gan_train:
         " {params.code_penalty} {params.gradient_penalty} {params.smoothness} {params.km}"
         " {params.valid_phn} --text {input.text:q} --dictionary {input.dictionary:q}"
         " --lm {input.lm:q} --out-dir {params.out_dir:q} --max-updates {params.max_updates}"
-        " --validate-every {params.validate_every} --batch-size {params.batch_size}"
+        " --validate-every {params.validate_every} --keep {params.keep} --batch-size {params.batch_size}"
         " {params.discriminator_dim} {params.discriminator_depth} {params.lr_generator}"
         " {params.lr_discriminator}"
         " --device {params.device} {params.bf16} --threads {threads} > {log:q} 2>&1"

@@ -122,6 +122,7 @@ rule report_gan_training:
         ),
     params:
         title="GAN training, {lang}, {gan_variant}",
+        keep=config["gan"]["keep"],
     log:
         "logs/{lang}/report/gan_{gan_variant}.log",
     benchmark:
@@ -130,7 +131,7 @@ rule report_gan_training:
         "../../envs/audio.yaml"
     shell:
         "python -m w2vu report gan-training --metrics {input.metrics:q} --title {params.title:q}"
-        " --out {output.svg:q} > {log:q} 2>&1"
+        " --keep {params.keep} --out {output.svg:q} > {log:q} 2>&1"
 
 
 rule report_error_rates:
