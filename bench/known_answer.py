@@ -164,15 +164,8 @@ def start_at_answer(args: argparse.Namespace, data: KnownAnswerPaths, paths, see
     import torch
 
     from w2vu.gan.known_answer import oracle_generator_weight
-    from w2vu.gan.trainer import (
-        CHECKPOINT_LAST,
-        RunState,
-        build_model,
-        build_optimizers,
-        model_state,
-        save_best,
-        save_last,
-    )
+    from w2vu.gan.run_state import RunState, model_state, save_last
+    from w2vu.gan.trainer import CHECKPOINT_LAST, build_model, build_optimizers, save_best
     from w2vu.io.dictionary import load_phone_dictionary
     from w2vu.train.checkpoints import input_fingerprint
     from w2vu.train.runtime import seed_everything

@@ -14,7 +14,7 @@ import torch
 
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import edit_distance
-from w2vu.gan import trainer as trainer_mod
+from w2vu.gan import run_state as run_state_mod
 from w2vu.gan.data import PAD_INDEX, eval_batches, load_phone_text, open_training_data
 from w2vu.gan.trainer import (
     CHECKPOINT_BEST,
@@ -159,7 +159,7 @@ def test_resume_is_bit_exact(data: TrainPaths, tmp_path: Path,
     a, b = tmp_path / "a", tmp_path / "b"
     train(_config(), data, a)
     train(_config(max_updates=12), data, b)  # stopped by max_updates
-    real_save = trainer_mod.save_atomically
+    real_save = run_state_mod.save_atomically
 
     def crashing(obj: dict, path: Path) -> None:
         if path.name == CHECKPOINT_LAST and obj["update"] == 18:
@@ -167,11 +167,11 @@ def test_resume_is_bit_exact(data: TrainPaths, tmp_path: Path,
             raise Crash
         real_save(obj, path)
 
-    monkeypatch.setattr(trainer_mod, "save_atomically", crashing)
+    monkeypatch.setattr(run_state_mod, "save_atomically", crashing)
     with pytest.raises(Crash):
         train(_config(), data, b)
     assert torch.load(b / CHECKPOINT_LAST, weights_only=True)["update"] == 12
-    monkeypatch.setattr(trainer_mod, "save_atomically", real_save)
+    monkeypatch.setattr(run_state_mod, "save_atomically", real_save)
     train(_config(), data, b)
     assert not list(b.glob(".*.tmp-*"))
     ca = torch.load(a / CHECKPOINT_LAST, weights_only=True)

@@ -130,7 +130,8 @@ def test_oracle_generator_reads_the_answer(book_phones: Path, tmp_path: Path, bl
     from w2vu.eval.score import most_frequent_phone_baseline, score_files
     from w2vu.gan.generate import generate
     from w2vu.gan.known_answer import oracle_generator_weight
-    from w2vu.gan.trainer import TrainConfig, build_model, model_state, save_best
+    from w2vu.gan.run_state import model_state
+    from w2vu.gan.trainer import TrainConfig, build_model, save_best
     from w2vu.io.dictionary import load_phone_dictionary
 
     settings = KnownAnswerSettings(dim=64, noise=0.3, km_clusters=0, blind=blind, seed=0)

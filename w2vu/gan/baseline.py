@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from w2vu.gan.trainer import TrainConfig, build_model, model_state, save_best
+from w2vu.gan.run_state import model_state
+from w2vu.gan.trainer import TrainConfig, build_model, save_best
 from w2vu.io.dictionary import load_phone_dictionary
 from w2vu.io.features import open_features
 

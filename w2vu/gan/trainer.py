@@ -9,19 +9,18 @@ checkpoint: the validation with the lowest metric (``keep="best"``, the referenc
 (``keep="last"``: on real MFCC the metric is lowest before the GAN has learnt, see
 bench/RESULTS.md).
 
-Resuming: ``checkpoint_last.pt`` holds the model, both optimizers, the update count, every RNG
-state and the metric rows. Batches are a function of (seed, update) (see ``data.py``), so a run
-killed with ``kill -9`` and started again ends with the same weights, bit for bit on CPU, as a run
-that was never stopped.
+Resuming: ``checkpoint_last.pt`` (``run_state.py``) holds the model, both optimizers, the update
+count, every RNG state and the metric rows. Batches are a function of (seed, update) (see
+``data.py``), so a run killed with ``kill -9`` and started again ends with the same weights, bit
+for bit on CPU, as a run that was never stopped.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from w2vu.gan.models import (
     w2vu2_configs,
     w2vu_configs,
 )
+from w2vu.gan.run_state import Accumulator, RunState, load_last, model_state, save_last
 from w2vu.gan.select import KEEP
 from w2vu.gan.validate import Validator
 from w2vu.io.dictionary import PhoneDictionary
@@ -56,11 +56,10 @@ from w2vu.train.checkpoints import (
     CHECKPOINT_LAST,
     discard_if_other_run,
     input_fingerprint,
-    load_rolling,
     save_atomically,
 )
 from w2vu.train.metrics_table import METRICS, write_metrics
-from w2vu.train.runtime import capture_rng, resolve_device, seed_everything
+from w2vu.train.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -153,21 +152,6 @@ class TrainPaths:
                 *(f for f in (self.text, self.dictionary, self.lm, self.valid_phn, self.km) if f)]
 
 
-@dataclass
-class Accumulator:
-    """Per-sample training statistics summed since the last validation."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, name: str, value: float) -> None:
-        self.sums[name] = self.sums.get(name, 0.0) + value
-        self.counts[name] = self.counts.get(name, 0) + 1
-
-    def mean(self, name: str) -> float:
-        return self.sums[name] / self.counts[name] if self.counts.get(name) else math.nan
-
-
 def build_model(config: TrainConfig, vocab_size: int, input_dim: int) -> Wav2vecU:
     """The w2vu/w2vu2 model with the data's input size; key names are the reference's (§7)."""
     gen_cfg, disc_cfg = w2vu_configs() if config.variant == 1 else w2vu2_configs()
@@ -243,56 +227,6 @@ def record_update(acc: Accumulator, update: int, stats: dict[str, float]) -> Non
 
 
 # --------------------------------------------------------------------------- checkpoints
-
-
-def model_state(model: Wav2vecU) -> dict[str, torch.Tensor]:
-    """State dict on CPU with the reference key names."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-@dataclass
-class RunState:
-    """What ``checkpoint_last.pt`` restores besides model and optimizers."""
-
-    update: int = 0
-    best: float = math.inf
-    rows: list[dict[str, float]] = field(default_factory=list)
-    acc: Accumulator = field(default_factory=Accumulator)
-    # The best validation's weights and row: best.pt can be rewritten from them when Snakemake
-    # removed it before a rerun (e.g. after max_updates was raised).
-    best_model: dict[str, torch.Tensor] | None = None
-    best_row: dict[str, float] = field(default_factory=dict)
-
-
-def save_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
-              state: RunState, trajectory: dict[str, Any], dictionary: PhoneDictionary,
-              model_rng: torch.Generator) -> None:
-    """The rolling checkpoint: everything needed for a bit-exact resume."""
-    save_atomically({
-        "model": model_state(model),
-        "optimizer": {k: o.state_dict() for k, o in optimizers.items()},
-        "update": state.update,
-        "best": state.best,
-        "best_model": state.best_model,
-        "best_row": state.best_row,
-        "rows": state.rows,
-        "acc": {"sums": state.acc.sums, "counts": state.acc.counts},
-        "rng": capture_rng(model_rng),
-        "trajectory": trajectory,
-        "vocabulary": list(dictionary.symbols),
-    }, path)
-
-
-def load_last(path: Path, model: Wav2vecU, optimizers: dict[str, torch.optim.Optimizer],
-              trajectory: dict[str, Any], model_rng: torch.Generator) -> RunState:
-    """Restore a rolling checkpoint written by :func:`save_last` (no arbitrary unpickling)."""
-    ckpt = load_rolling(path, trajectory, model_rng)
-    model.load_state_dict(ckpt["model"])
-    for name, opt in optimizers.items():
-        opt.load_state_dict(ckpt["optimizer"][name])
-    acc = Accumulator(dict(ckpt["acc"]["sums"]), dict(ckpt["acc"]["counts"]))
-    return RunState(ckpt["update"], ckpt["best"], list(ckpt["rows"]), acc, ckpt["best_model"],
-                    dict(ckpt["best_row"]))
 
 
 def save_best(path: Path, weights: dict[str, torch.Tensor], update: int,
