@@ -277,8 +277,7 @@ def train(config: TrainConfig, paths: TrainPaths, out_dir: str | os.PathLike,
         log.info("resuming from %s at update %d", last_path, state.update)
     _run_updates(model, optimizers, batches, validator, config, state, model_rng, device,
                  out, last_path, dictionary, trajectory)
-    write_outputs(out, state, config, dictionary, model)
-    return kept(state, model, config)[1]
+    return write_outputs(out, state, config, dictionary, model)
 
 
 def kept(state: RunState, model: Wav2vecU,
@@ -286,7 +285,9 @@ def kept(state: RunState, model: Wav2vecU,
     """The weights and row ``best.pt`` holds under ``config.keep``.
 
     ``last``: the model as it stands, which is the one of the last row whenever this is called
-    (right after a validation, or at the end of training, which always validates).
+    (right after a validation, or at the end of training, which always validates). The best
+    validation is tracked either way, so a finished run asked for the other ``keep`` (not part of
+    its trajectory) rewrites best.pt from its rolling checkpoint without training again.
     """
     if config.keep == "last":
         return (model_state(model), state.rows[-1]) if state.rows else (None, {})
@@ -294,12 +295,14 @@ def kept(state: RunState, model: Wav2vecU,
 
 
 def write_outputs(out: Path, state: RunState, config: TrainConfig,
-                  dictionary: PhoneDictionary, model: Wav2vecU) -> None:
-    """metrics.tsv and best.pt from the run state, so a finished run restores them too."""
+                  dictionary: PhoneDictionary, model: Wav2vecU) -> dict[str, float]:
+    """metrics.tsv and best.pt from the run state, so a finished run restores them too; returns
+    the kept row."""
     write_metrics(out / METRICS, METRIC_COLUMNS, state.rows, digits=8)
     weights, row = kept(state, model, config)
     if weights is not None:
         save_best(out / CHECKPOINT_BEST, weights, int(row["update"]), row, config, dictionary)
+    return row
 
 
 def _build_validator(paths: TrainPaths, batches: TrainBatches, dictionary: PhoneDictionary,
