@@ -12,9 +12,11 @@ from devkit.phone_corpus import build_phone_corpus, unpaired_phone_sentences
 from w2vu.errors import W2vuError
 from w2vu.eval.metrics import phone_error_rate
 from w2vu.io.features import write_features
+from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.selftrain.corrupt import corrupt_lines
 from w2vu.selftrain.hmm.align import align_hmm
 from w2vu.selftrain.hmm.decode import DecodeConfig, decode_hmm
+from w2vu.selftrain.hmm.mixup import mix_up
 from w2vu.selftrain.hmm.model import HmmConfig, add_deltas, load_hmm
 from w2vu.selftrain.hmm.train import train_hmm
 from w2vu.selftrain.hmm.tune import select_lm_weight
@@ -76,6 +78,62 @@ def test_decoding_synthetic_with_lm(synthetic) -> None:
     for path in hyps.values():
         lines = [line.split() for line in path.read_text("utf-8").splitlines()]
         assert phone_error_rate(lines, merged) < 0.05
+
+
+def test_training_is_reproducible(synthetic, tmp_path: Path) -> None:
+    """Same inputs and seed, same model file; Kaldi's own mixing up (perturbation seeded by the
+    OS) made these differ from the first split on."""
+    out = synthetic["dir"]
+    config = HmmConfig(gaussians=40, delta_order=0, iters=6, max_iter_inc=4)
+    files = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train_hmm(out / "feats", out / "labels.txt", out / "dict.phn.txt",
+                  tmp_path / f"{name}.pkl", config, seed=seed)
+        files.append((tmp_path / f"{name}.pkl").read_bytes())
+    assert load_hmm(tmp_path / "a.pkl").am.num_gauss > 24  # it did mix up
+    assert files[0] == files[1]
+    assert load_hmm(tmp_path / "a.pkl").am.num_gauss == load_hmm(tmp_path / "c.pkl").am.num_gauss
+    assert files[0] != files[2]
+
+
+def _gmm_system(rng: np.random.Generator, pdfs: int, dim: int) -> khg.AmDiagGmm:
+    am = khg.AmDiagGmm()
+    for _ in range(pdfs):
+        gmm = khg.DiagGmm(nmix=2, dim=dim)
+        gmm.set_weights(np.array([0.7, 0.3], dtype=np.float32))
+        gmm.set_invvars_and_means(rng.uniform(0.5, 2.0, (2, dim)).astype(np.float32),
+                                  rng.normal(0, 1, (2, dim)).astype(np.float32))
+        gmm.compute_gconsts()
+        am.add_pdf(gmm)
+    return am
+
+
+def _parameters(am: khg.AmDiagGmm) -> list[tuple[np.ndarray, ...]]:
+    return [tuple(np.array(getattr(am.get_pdf(p), name), copy=True)
+                  for name in ("weights", "inv_vars", "means_invvars"))
+            for p in range(am.num_pdfs)]
+
+
+def test_mix_up_is_kaldis_split_with_a_seeded_step() -> None:
+    rng = np.random.default_rng(0)
+    occupancy = rng.uniform(10, 400, 6).astype(np.float32)
+    before = _gmm_system(rng, 6, 5)
+    kaldi, ours, again = (khg.AmDiagGmm() for _ in range(3))
+    for am in (kaldi, ours, again):
+        am.copy_from_am_diag_gmm(before)
+    kaldi.split_by_count(state_occs=occupancy, target_components=40, perturb_factor=0.01,
+                         power=0.25, min_count=20.0)
+    mix_up(ours, occupancy, 40, 0.01, 0.25, 20.0, np.random.default_rng(5))
+    mix_up(again, occupancy, 40, 0.01, 0.25, 20.0, np.random.default_rng(5))
+    assert ours.num_gauss == kaldi.num_gauss > 2 * 6
+    for (kw, kv, km), (ow, ov, om), same, (bw, bv, bm) in zip(
+            _parameters(kaldi), _parameters(ours), _parameters(again), _parameters(before)):
+        np.testing.assert_array_equal(ow, kw)  # Kaldi's targets, order and halved weights
+        np.testing.assert_array_equal(ov, kv)
+        assert all(np.array_equal(x, y) for x, y in zip((ow, ov, om), same))
+        if len(ow) > len(bw):  # the steps are small and keep the mixture's mean
+            assert 0 < np.abs(om - km).max() < 0.2
+            np.testing.assert_allclose(ow @ (om / ov), bw @ (bm / bv), atol=1e-5)
 
 
 def test_bad_labels_name_the_line(synthetic, tmp_path: Path) -> None:

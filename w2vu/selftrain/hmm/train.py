@@ -18,7 +18,9 @@ What follows the reference (Kaldi `train_mono.sh` as `train_subset_lgbeam.sh` ca
 
 Deviation: statistics are accumulated in numpy per pdf (component posteriors from the GMM's own
 log-likelihoods) and handed to Kaldi's MLE update, instead of a Python call per frame; the
-update, mixing up, alignment and decoding are Kaldi's. Utterances with no frames or an empty
+update, alignment and decoding are Kaldi's, and so are mixing up's targets, but its random step
+comes from a generator seeded with `seed` (`mixup.py`: kaldi-hmm-gmm's is seeded by the OS, so
+its models were not reproducible). Utterances with no frames or an empty
 pseudo-label line are left out of training (an empty line would be all silence).
 """
 
@@ -46,6 +48,7 @@ from w2vu.selftrain.hmm.graph import (
     hmm_topology,
     make_lang,
 )
+from w2vu.selftrain.hmm.mixup import mix_up
 from w2vu.selftrain.hmm.model import HmmConfig, HmmModel, prepare_features, save_hmm
 
 log = logging.getLogger(__name__)
@@ -158,7 +161,8 @@ class _Stats:
 
 
 def _update(am: khg.AmDiagGmm, trans_model: khg.TransitionModel, stats: _Stats,
-            min_gaussian_occupancy: float, mixup: int, config: HmmConfig) -> None:
+            min_gaussian_occupancy: float, mixup: int, config: HmmConfig,
+            rng: np.random.Generator) -> None:
     """gmm-est: transition and GMM MLE update, then mixing up to `mixup` Gaussians."""
     trans_model.mle_update(stats.trans, khg.MleTransitionUpdateConfig())
     opts = khg.MleDiagGmmOptions()
@@ -167,9 +171,8 @@ def _update(am: khg.AmDiagGmm, trans_model: khg.TransitionModel, stats: _Stats,
     khg.mle_am_diag_gmm_update(config=opts, amdiag_gmm_acc=stats.kaldi_accs(am), flags=flags,
                                am_gmm=am)
     if mixup > am.num_gauss:
-        am.split_by_count(state_occs=stats.pdf_occupancy(), target_components=mixup,
-                          perturb_factor=config.perturb_factor, power=config.power,
-                          min_count=config.min_count)
+        mix_up(am, stats.pdf_occupancy(), mixup, config.perturb_factor, config.power,
+               config.min_count, rng)
 
 
 def _initial_model(lang: Lang, mean: np.ndarray, var: np.ndarray
@@ -256,7 +259,8 @@ def train_hmm(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
     failed = sum(a is None for a in alignments)
     stats = _accumulate(am, trans_model, features, utts, alignments, tid2pdf, config)
     num_gauss = am.num_gauss
-    _update(am, trans_model, stats, 3.0, num_gauss, config)
+    rng = np.random.default_rng(seed)  # mixing up's perturbation (mixup.py)
+    _update(am, trans_model, stats, 3.0, num_gauss, config, rng)
     _log_pass(report, 0, stats, failed, time.perf_counter() - start)
     increment = max((config.gaussians - num_gauss) // max(config.max_iter_inc, 1), 0)
     beam = config.initial_beam
@@ -270,14 +274,16 @@ def train_hmm(features_prefix: str | os.PathLike, labels_txt: str | os.PathLike,
             failed = sum(a is None for a in alignments)
             beam = config.regular_beam
         stats = _accumulate(am, trans_model, features, utts, alignments, tid2pdf, config)
-        _update(am, trans_model, stats, 10.0, num_gauss, config)
+        _update(am, trans_model, stats, 10.0, num_gauss, config, rng)
         if it <= config.max_iter_inc:
             num_gauss += increment
         _log_pass(report, it, stats, failed, time.perf_counter() - start)
     report.num_gaussians = am.num_gauss
     model = HmmModel(am, trans_model, tree, phones, features.dim, config.delta_order,
                      config.norm_vars, config.sil_prob)
-    save_hmm(model, out_model, {"config": asdict(config), "seed": seed, "report": asdict(report)})
+    # The timings stay in the log: same inputs and seed, same model file.
+    saved = {k: v for k, v in asdict(report).items() if k != "seconds_per_iter"}
+    save_hmm(model, out_model, {"config": asdict(config), "seed": seed, "report": saved})
     return report
 
 
