@@ -100,7 +100,7 @@ def test_ctc_round_finetunes_the_configured_backbone(tmp_path, synth):
             assert len((out / f"{stage}/{split}.txt").read_text().splitlines()) == rows
     decision = json.loads((out / "selftrain/ctc/iter1/round.json").read_text())
     assert decision["round"] == 1 and decision["utterances"] == len(
-        read_manifest(out / "manifest/train.tsv").rows)
+        read_manifest(out / "manifest/valid.tsv").rows)  # judged on selftrain.tune_split
 
     # the small encoder instead: only the CTC rounds and what follows them rerun
     config["selftrain"]["ctc_model"] = "small"

@@ -211,12 +211,13 @@ rule ctc_transcribe:
 
 
 # Every candidate is scored as the reference scores its HMM stages (§4.1 step 4): ln(phone-LM
-# perplexity) x error rate against the GAN's pseudo-labels, on the train split. "Round 0" is the
-# HMM's output, so a CTC round is kept only when it beats the HMM and every kept round before it.
+# perplexity) x error rate against the GAN's pseudo-labels, on the tune split (the reference's
+# valid), which no candidate trained on. "Round 0" is the HMM's output, so a CTC round is kept
+# only when it beats the HMM and every kept round before it.
 rule ctc_judge:
     input:
         unpack(ctc_judge_inputs),
-        labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
+        labels=lambda w: transcript(w.lang, "gan_viterbi", config["selftrain"]["tune_split"]),
         lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
     output:
         "results/{lang}/selftrain/ctc/iter{judged_round}/round.json",

@@ -69,12 +69,13 @@ def ctc_round_dir(lang, ctc_round):
 
 
 def ctc_judge_inputs(wildcards):
-    """What `ctc-judge` scores: round 0 is the HMM's train transcripts (no previous decision),
-    round N the round's own, judged against the decision of round N-1."""
+    """What `ctc-judge` scores, on `selftrain.tune_split`: round 0 is the HMM's transcripts (no
+    previous decision), round N the round's own, judged against the decision of round N-1."""
     lang, judged = wildcards.lang, int(wildcards.judged_round)
+    split = config["selftrain"]["tune_split"]
     if judged == 0:
-        return {"transcripts": transcript(lang, "hmm", TRAIN), "previous": []}
-    return {"transcripts": f"{ctc_round_dir(lang, judged)}/transcripts/{TRAIN}.txt",
+        return {"transcripts": transcript(lang, "hmm", split), "previous": []}
+    return {"transcripts": f"{ctc_round_dir(lang, judged)}/transcripts/{split}.txt",
             "previous": [f"{ctc_round_dir(lang, judged - 1)}/round.json"]}
 
 
