@@ -6,7 +6,7 @@ by `std::random_device` (its `RandnVector`), so two trainings on the same inputs
 the first split and end with different models (digits config: HMM test PER 0.749 vs 0.753).
 Here Kaldi still decides how many Gaussians each pdf gets (`SplitByCount`: occupancy to the
 power, minimum count) and which component each split copies (largest weight first, the
-weight halved); only the random step, `±perturb_factor · N(0, 1) / std` on the mean, comes from
+weight halved); only the random step, `±perturb_factor · N(0, 1) · std` on the mean, comes from
 the caller's numpy generator.
 """
 
