@@ -11,7 +11,8 @@ import pytest
 
 from w2vu.errors import W2vuError
 from w2vu.kaldi_stack import kaldi_decoder, kaldifst, pynini
-from w2vu.text.graphs import add_lex_disambig, build_graphs, read_fairseq_dict
+from w2vu.text.graphs import build_graphs, read_fairseq_dict
+from w2vu.text.lexicon import add_lex_disambig
 
 PHONES = ["h", "ɛ", "l", "oʊ", "w", "ɜː", "d", "<SIL>"]
 LEXICON = {

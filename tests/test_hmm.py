@@ -45,7 +45,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (out / "labels.txt").write_text("".join(" ".join(x) + "\n" for x in labels), "utf-8")
     (out / "dict.phn.txt").write_text("".join(f"{p} 10\n" for p in PHONES) + "<SIL> 0\n",
                                       "utf-8")
-    return {"dir": out, "labels": labels, "truth": frames_truth}
+    return {"dir": out, "labels": labels, "truth": frames_truth, "means": means}
 
 
 def test_training_raises_likelihood_and_recovers_boundaries(synthetic, caplog) -> None:
@@ -78,6 +78,49 @@ def test_decoding_synthetic_with_lm(synthetic) -> None:
     for path in hyps.values():
         lines = [line.split() for line in path.read_text("utf-8").splitlines()]
         assert phone_error_rate(lines, merged) < 0.05
+
+
+WORDS = {"ab": "a b", "a": "a", "cde": "c d e", "db": "d b", "e": "e"}  # "a" prefixes "ab"
+
+
+def test_decoding_words_with_a_lexicon(synthetic, tmp_path: Path) -> None:
+    """The reference's word decode (decode_word_step): the phone model, a lexicon whose
+    pronunciations need Kaldi's disambiguation (a prefix) and a word LM give back the words;
+    choosing the LM weight compares their pronunciations with phone labels."""
+    out = synthetic["dir"]
+    if not (out / "model.pkl").exists():
+        pytest.skip("needs the model of the training test")
+    rng = np.random.default_rng(5)
+
+    def sentence() -> list[str]:
+        while True:  # no phone repeated across a word boundary: the frames would merge
+            words = list(rng.choice(sorted(WORDS), size=int(rng.integers(2, 5))))
+            phones = [WORDS[w].split() for w in words]
+            if all(a[-1] != b[0] for a, b in zip(phones, phones[1:])):
+                return words
+
+    sentences = [sentence() for _ in range(25)]
+    means = synthetic["means"]
+    utts = [np.concatenate([means[p] + rng.normal(0, 1, (int(rng.integers(3, 12)), 13))
+                            for p in ["<SIL>", *" ".join(WORDS[w] for w in s).split(), "<SIL>"]])
+            .astype(np.float32) for s in sentences]
+    write_features(tmp_path / "feats", utts)
+    estimate_arpa([" ".join(sentence()) for _ in range(300)], 2, tmp_path / "words.arpa")
+    hyps = decode_hmm(out / "model.pkl", tmp_path / "feats", tmp_path / "words.arpa", [1.0, 5.0],
+                      tmp_path / "dec", lexicon=WORDS)
+    for path in hyps.values():
+        lines = [line.split() for line in path.read_text("utf-8").splitlines()]
+        assert phone_error_rate(lines, sentences) < 0.05, lines[:3]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(" ".join(WORDS[w] for w in s) + "\n" for s in sentences), "utf-8")
+    selection = select_lm_weight(hyps, labels, tmp_path / "words.arpa", tmp_path / "select.tsv",
+                                 lexicon=WORDS)
+    rows = [line.split("\t") for line in (tmp_path / "select.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 2 and all(float(r[3]) < 0.05 for r in rows)  # pronunciations vs labels
+    assert selection.lm_weight in (1.0, 5.0)
+    with pytest.raises(W2vuError, match=r"words.arpa: the word LM has words \['cde'\]"):
+        decode_hmm(out / "model.pkl", tmp_path / "feats", tmp_path / "words.arpa", [1.0],
+                   tmp_path / "dec2", lexicon={w: p for w, p in WORDS.items() if w != "cde"})
 
 
 def test_training_is_reproducible(synthetic, tmp_path: Path) -> None:

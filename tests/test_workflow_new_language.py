@@ -5,6 +5,7 @@ with espeak-ng, a references table of path and transcript, and the whole workflo
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 import soundfile as sf
@@ -38,10 +39,14 @@ def test_word_only_references_of_a_new_language_give_complete_scores(tmp_path, s
                                    "splits": {"fractions": {"train": 0.5, "valid": 0.5}}}},
               "audio": {"shards": 1}, "text": {"min_phones": 1},
               "features": {"clusters": 64, "km_clusters": 4, "shards": 1}, "gan": TINY_GAN,
-              **TINY_DOWNSTREAM}
+              **TINY_DOWNSTREAM,
+              # self-training from the GAN's words, CTC from those labels, the HMM's words
+              "selftrain": {**TINY_DOWNSTREAM["selftrain"], "labels": "gan_wfst",
+                            "ctc_from": "labels", "hmm_words": True,
+                            "hmm_word_lm_weights": [10]}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
-    snakemake(tmp_path, "results/sv/scores.tsv")
+    done = snakemake(tmp_path, "results/sv/scores.tsv")
 
     out = tmp_path / "results/sv"
     inventory = set((out / "text/phones/dict.phn.txt").read_text().split()[::2])
@@ -55,7 +60,16 @@ def test_word_only_references_of_a_new_language_give_complete_scores(tmp_path, s
         scores = list(csv.DictReader(f, delimiter="\t"))
     stages = {r["stage"] for r in scores}
     assert {"gan_viterbi", "baseline_frequent_phone", "baseline_random_generator", "probe_w2vu1",
-            "hmm", "ctc_iter1", "selftrained", "gan_wfst"} <= stages
+            "hmm", "ctc_iter1", "selftrained", "gan_wfst", "hmm_words"} <= stages
+    labels = "transcripts/gan_wfst_phones/train.txt"
+    lexicon = dict(line.split("\t") for line in (out / "text/lexicon_filtered.lst")
+                   .read_text().splitlines())
+    words = (out / "transcripts/gan_wfst/train.txt").read_text().splitlines()
+    assert (out / labels).read_text().splitlines() == [
+        " ".join(lexicon[w] for w in line.split()) for line in words]
+    for rule in ("hmm_train", "ctc_train"):  # both learnt from the words' phones
+        inputs = re.search(rf"rule {rule}:\n\s+input: ([^\n]*)", done.stdout + done.stderr)
+        assert inputs and f"results/sv/{labels}" in inputs.group(1), rule
     assert len(scores) == 2 * len(stages)
     assert all(r["rate"] not in ("", "nan", "failed") and int(r["reference_tokens"]) > 0
                for r in scores), scores

@@ -65,3 +65,18 @@ def cmd_wfst_decode(a: argparse.Namespace) -> None:
     options = read_choice(a.choice)
     hyps = decode_split(a.emissions, a.graph_dir, a.out, options, a.threads)
     log.info("wfst-decode: %d utterances with %s", len(hyps), options)
+
+
+def _wfst_phones_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--words", required=True, type=Path, help="a WFST-decoded {split}.txt")
+    p.add_argument("--lexicon", required=True, type=Path, help="the graph's word lexicon")
+    p.add_argument("--out", required=True, type=Path)
+
+
+@COMMANDS("wfst-phones", _wfst_phones_arguments,
+          "a word transcript as phones through the lexicon (self-training's pseudo-labels)")
+def cmd_wfst_phones(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import pronounce_transcript
+
+    lines = pronounce_transcript(a.words, a.lexicon, a.out)
+    log.info("wfst-phones: %d lines to %s", lines, a.out)

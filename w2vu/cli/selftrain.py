@@ -7,7 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from w2vu.cli.commands import Commands, LibraryDefault, threads
+from w2vu.cli.commands import Arguments, Commands, LibraryDefault, threads
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
 
@@ -62,13 +62,32 @@ def _hmm_tune_arguments(p: argparse.ArgumentParser) -> None:
 
 @COMMANDS("hmm-tune", _hmm_tune_arguments,
           "decode at every LM weight and choose one by the unsupervised score")
-def cmd_hmm_tune(a: argparse.Namespace) -> None:
+def cmd_hmm_tune(a: argparse.Namespace, lexicon: dict[str, str] | None = None) -> None:
     from w2vu.selftrain.hmm.decode import decode_hmm
     from w2vu.selftrain.hmm.tune import select_lm_weight
 
-    transcripts = decode_hmm(a.model, a.features, a.lm, a.lm_weights, a.out_tsv.parent)
-    chosen = select_lm_weight(transcripts, a.labels, a.lm, a.out_tsv, a.min_error)
-    log.info("hmm-tune: LM weight %g chosen of %s", chosen.lm_weight, a.lm_weights)
+    transcripts = decode_hmm(a.model, a.features, a.lm, a.lm_weights, a.out_tsv.parent,
+                             lexicon=lexicon)
+    chosen = select_lm_weight(transcripts, a.labels, a.lm, a.out_tsv, a.min_error, lexicon)
+    log.info("%s: LM weight %g chosen of %s", a.command, chosen.lm_weight, a.lm_weights)
+
+
+def _word_arguments(arguments: Arguments) -> Arguments:
+    """A phone command's options with `--lexicon`, `--lm` then being the word LM."""
+    def add(p: argparse.ArgumentParser) -> None:
+        arguments(p)
+        p.add_argument("--lexicon", required=True, type=Path,
+                       help="word<TAB>phones (lexicon_filtered.lst); --lm is then the word LM")
+    return add
+
+
+@COMMANDS("hmm-word-tune", _word_arguments(_hmm_tune_arguments),
+          "decode words at every LM weight (word LM, lexicon) and choose one against the phone "
+          "pseudo-labels")
+def cmd_hmm_word_tune(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import read_lexicon
+
+    cmd_hmm_tune(a, read_lexicon(a.lexicon))
 
 
 def _hmm_decode_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,12 +97,21 @@ def _hmm_decode_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @COMMANDS("hmm-decode", _hmm_decode_arguments, "decode a split at the chosen LM weight")
-def cmd_hmm_decode(a: argparse.Namespace) -> None:
+def cmd_hmm_decode(a: argparse.Namespace, lexicon: dict[str, str] | None = None) -> None:
     from w2vu.selftrain.hmm.decode import HmmDecoder
     from w2vu.selftrain.hmm.tune import decode_chosen_weight
 
-    weight = decode_chosen_weight(HmmDecoder(a.model, a.lm), a.tuning, a.features, a.out)
-    log.info("hmm-decode: %s at LM weight %g", a.out, weight)
+    decoder = HmmDecoder(a.model, a.lm, lexicon=lexicon)
+    weight = decode_chosen_weight(decoder, a.tuning, a.features, a.out)
+    log.info("%s: %s at LM weight %g", a.command, a.out, weight)
+
+
+@COMMANDS("hmm-word-decode", _word_arguments(_hmm_decode_arguments),
+          "decode a split into words at the LM weight hmm-word-tune chose")
+def cmd_hmm_word_decode(a: argparse.Namespace) -> None:
+    from w2vu.text.lexicon import read_lexicon
+
+    cmd_hmm_decode(a, read_lexicon(a.lexicon))
 
 
 def _export_kaldi_arguments(p: argparse.ArgumentParser) -> None:

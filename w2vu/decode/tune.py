@@ -42,7 +42,7 @@ from w2vu.io.features import open_features
 from w2vu.io.lines import read_token_lines, write_token_lines
 from w2vu.io.tables import write_table
 from w2vu.text.arpa import PhoneLM, load_phone_lm
-from w2vu.text.lexicon import read_lexicon
+from w2vu.text.lexicon import read_lexicon, words_to_phones
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,6 @@ class GridPoint:
     words: int
     empty: int
     seconds: float
-
-
-def phonemize(hyps: Sequence[Sequence[str]], lexicon: dict[str, str] | None) -> list[list[str]]:
-    """Word hypotheses as phones through the lexicon (identity without one); unknown words,
-    such as `<unk>`, are dropped."""
-    if lexicon is None:
-        return [list(h) for h in hyps]
-    return [[p for w in h if w in lexicon for p in lexicon[w].split()] for h in hyps]
 
 
 def choose(points: Sequence[GridPoint]) -> int:
@@ -163,7 +155,7 @@ def score_point(options: DecodeOptions, hyps: Sequence[Sequence[str]],
     UER is on their phones (`unsupervised_score` with both factors from the same strings would
     mix the two)."""
     ppl = max(min_lm_ppl, lm_perplexity(hyps, lm))
-    phones = phonemize(hyps, lexicon)
+    phones = words_to_phones(hyps, lexicon)
     uer = phone_error_rate([strip_tokens(h) for h in phones], [strip_tokens(v) for v in viterbi])
     score = math.log(ppl) * max(min_vt_uer, uer)
     return GridPoint(options, score, ppl, uer, sum(len(h) for h in hyps),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from w2vu.eval.metrics import phone_error_rate
 from w2vu.io.dictionary import SIL
 from w2vu.text.arpa import PhoneLM
+from w2vu.text.lexicon import words_to_phones
 
 STRIPPED = frozenset({SIL, "<UNK>", "<unk>"})
 
@@ -44,12 +45,15 @@ class UnsupervisedScore:
 
 
 def unsupervised_score(hyps: Sequence[Sequence[str]], pseudo_labels: Sequence[Sequence[str]],
-                       lm: PhoneLM, min_error: float = 0.0) -> UnsupervisedScore:
+                       lm: PhoneLM, min_error: float = 0.0,
+                       lexicon: dict[str, str] | None = None) -> UnsupervisedScore:
     """``ln(ppl(hyps)) x max(min_error, ER(hyps vs pseudo_labels))``; both sides are stripped of
-    ``<SIL>``/``<UNK>`` first and must be line-aligned."""
+    ``<SIL>``/``<UNK>`` first and must be line-aligned. With ``lexicon``, ``hyps`` are words
+    (``lm`` a word LM) and the error is of their pronunciations against phone pseudo-labels,
+    the reference's ``--phonemize`` selection of its word decodes (§4.1 step 5)."""
     if len(hyps) != len(pseudo_labels):
         raise ValueError(f"{len(hyps)} hypotheses against {len(pseudo_labels)} pseudo-labels")
     ppl = lm_perplexity(hyps, lm)
-    error = phone_error_rate([strip_tokens(h) for h in hyps],
+    error = phone_error_rate([strip_tokens(h) for h in words_to_phones(hyps, lexicon)],
                              [strip_tokens(p) for p in pseudo_labels])
     return UnsupervisedScore(math.log(ppl) * max(min_error, error), ppl, error)

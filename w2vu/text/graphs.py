@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -34,34 +34,12 @@ from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
 from w2vu.io.dictionary import SIL, SPECIALS, read_fairseq_dict
 from w2vu.kaldi_stack import pynini
-from w2vu.text.lexicon import read_lexicon
+from w2vu.text.lexicon import Lexicon, add_lex_disambig, read_lexicon
 
 log = logging.getLogger(__name__)
 
 EPS = "<eps>"
 BACKOFF = "#0"
-
-Pron = tuple[str, ...]
-Lexicon = list[tuple[str, Pron]]
-
-
-def add_lex_disambig(lexicon: Lexicon) -> tuple[Lexicon, int]:
-    """Append #1, #2, ... where a pronunciation is a homophone or a prefix of another one.
-
-    Kaldi's add_lex_disambig.pl: without these L∘G is not determinisable. Returns the new lexicon
-    and the highest #k used (0 if none).
-    """
-    counts = Counter(pron for _, pron in lexicon)
-    prefixes = {pron[:i] for _, pron in lexicon for i in range(1, len(pron))}
-    last: dict[Pron, int] = {}
-    out: Lexicon = []
-    for word, pron in lexicon:
-        if counts[pron] > 1 or pron in prefixes:
-            last[pron] = last.get(pron, 0) + 1
-            pron = (*pron, f"#{last[pron]}")
-        out.append((word, pron))
-    return out, max(last.values(), default=0)
-
 
 def make_g(arpa: str | os.PathLike) -> tuple[pynini.Fst, pynini.SymbolTable]:
     """G from an ARPA LM, with #0 on the back-off arcs, and its word table (arpa2fst's).

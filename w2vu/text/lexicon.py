@@ -15,11 +15,13 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from w2vu.errors import W2vuError
 from w2vu.io.atomic import atomic_path
+from w2vu.io.lines import read_token_lines, write_token_lines
 from w2vu.text.phonemize import WORD_BREAK, check_language, espeak_words, join_words
 
 log = logging.getLogger(__name__)
@@ -167,3 +169,54 @@ def build_lexicon(text_path: str | os.PathLike, out_words: str | os.PathLike,
         raise W2vuError(f"no word of {text_path} got a pronunciation (min_word_count="
                         f"{settings.min_word_count}); lower text.min_word_count or add text")
     return stats
+
+
+Pron = tuple[str, ...]
+Lexicon = list[tuple[str, Pron]]
+
+
+def add_lex_disambig(lexicon: Lexicon) -> tuple[Lexicon, int]:
+    """Append #1, #2, ... where a pronunciation is a homophone or a prefix of another one.
+
+    Kaldi's add_lex_disambig.pl: without these L∘G is not determinisable. Returns the new lexicon
+    and the highest #k used (0 if none).
+    """
+    counts = Counter(pron for _, pron in lexicon)
+    prefixes = {pron[:i] for _, pron in lexicon for i in range(1, len(pron))}
+    last: dict[Pron, int] = {}
+    out: Lexicon = []
+    for word, pron in lexicon:
+        if counts[pron] > 1 or pron in prefixes:
+            last[pron] = last.get(pron, 0) + 1
+            pron = (*pron, f"#{last[pron]}")
+        out.append((word, pron))
+    return out, max(last.values(), default=0)
+
+
+def words_to_phones(hyps: Sequence[Sequence[str]], lexicon: dict[str, str] | None
+                    ) -> list[list[str]]:
+    """Word hypotheses as phones through the lexicon (identity without one); unknown words,
+    such as `<unk>`, are dropped. Why: the unsupervised scores compare a word decoder's output
+    with phone pseudo-labels (the reference's `--phonemize`)."""
+    if lexicon is None:
+        return [list(h) for h in hyps]
+    return [[p for w in h if w in lexicon for p in lexicon[w].split()] for h in hyps]
+
+
+def pronounce_transcript(words_txt: str | os.PathLike, lexicon_path: str | os.PathLike,
+                         out_txt: str | os.PathLike) -> int:
+    """Write a word transcript's lines as phones through the lexicon; return the line count.
+
+    Why: the GAN's WFST decode can be self-training's pseudo-labels (`selftrain.labels:
+    gan_wfst`), and the word graph only lets whole words through, so its pronunciations are
+    cleaner phone labels than the Viterbi output they were decoded from.
+    """
+    lexicon = read_lexicon(lexicon_path)
+    words = read_token_lines(words_txt, "word transcript",
+                             "give the {split}.txt of the GAN's WFST decoding (gan_wfst)")
+    unknown = sorted({w for line in words for w in line} - set(lexicon) - {"<unk>", "<UNK>"})
+    if unknown:
+        raise W2vuError(f"{words_txt}: words {unknown[:10]} are not in {lexicon_path}; decode "
+                        "with the graph built from that lexicon")
+    write_token_lines(out_txt, words_to_phones(words, lexicon))
+    return len(words)

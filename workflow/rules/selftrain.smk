@@ -56,13 +56,30 @@ rule wfst_decode:
         " --graph-dir {params.graph_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
+# The GAN's words as phones through the lexicon: self-training's pseudo-labels with
+# `selftrain.labels: gan_wfst`.
+rule wfst_phones:
+    input:
+        words="results/{lang}/transcripts/gan_wfst/{split}.txt",
+        lexicon="results/{lang}/text/lexicon_filtered.lst",
+    output:
+        "results/{lang}/transcripts/gan_wfst_phones/{split}.txt",
+    log:
+        "logs/{lang}/wfst_phones/{split}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu wfst-phones --words {input.words:q} --lexicon {input.lexicon:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 # HMM self-training (reference §4.1, mono stage): GMM-HMMs trained on the GAN's train-split
-# transcripts, the LM weight chosen on the tuning split against its pseudo-labels, every split
-# decoded with the phone LM.
+# pseudo-labels (`selftrain.labels`), the LM weight chosen on the tuning split against them,
+# every split decoded with the phone LM.
 rule hmm_train:
     input:
         features=lambda w: selftrain_features(w.lang, TRAIN) + ".npy",
-        labels=lambda w: transcript(w.lang, "gan_viterbi", TRAIN),
+        labels=lambda w: selftrain_labels(w.lang, TRAIN),
         dictionary="results/{lang}/text/phones/dict.phn.txt",
     output:
         "results/{lang}/selftrain/hmm/model.pkl",
@@ -90,7 +107,7 @@ rule hmm_tune:
     input:
         model="results/{lang}/selftrain/hmm/model.pkl",
         features=lambda w: selftrain_features(w.lang, config["selftrain"]["tune_split"]) + ".npy",
-        labels=lambda w: transcript(w.lang, "gan_viterbi", config["selftrain"]["tune_split"]),
+        labels=lambda w: selftrain_labels(w.lang, config["selftrain"]["tune_split"]),
         lm=lambda w: phone_lm(w.lang, config["text"]["decoding_phone_lm_order"]),
     output:
         "results/{lang}/selftrain/hmm/tune/tuning.tsv",
@@ -126,10 +143,57 @@ rule hmm_decode:
         " --features {params.features:q} --lm {input.lm:q} --out {output:q} > {log:q} 2>&1"
 
 
+# The HMM's words (`selftrain.hmm_words`, the reference's decode_word_step): the same model over
+# HCLG built from the word LM and the lexicon, the LM weight chosen on the tuning split by the
+# word LM's perplexity and the pronunciations' error against the pseudo-labels.
+rule hmm_word_tune:
+    input:
+        model="results/{lang}/selftrain/hmm/model.pkl",
+        features=lambda w: selftrain_features(w.lang, config["selftrain"]["tune_split"]) + ".npy",
+        labels=lambda w: selftrain_labels(w.lang, config["selftrain"]["tune_split"]),
+        lm="results/{lang}/text/lm.words.arpa",
+        lexicon="results/{lang}/text/lexicon_filtered.lst",
+    output:
+        "results/{lang}/selftrain/hmm/word_tune/tuning.tsv",
+    params:
+        features=lambda w: selftrain_features(w.lang, config["selftrain"]["tune_split"]),
+        lm_weights=config["selftrain"]["hmm_word_lm_weights"],
+    log:
+        "logs/{lang}/hmm_word_tune.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu hmm-word-tune --model {input.model:q} --features {params.features:q}"
+        " --lm {input.lm:q} --lexicon {input.lexicon:q} --labels {input.labels:q}"
+        " --lm-weights {params.lm_weights} --out-tsv {output:q} > {log:q} 2>&1"
+
+
+rule hmm_word_decode:
+    input:
+        model="results/{lang}/selftrain/hmm/model.pkl",
+        tuning="results/{lang}/selftrain/hmm/word_tune/tuning.tsv",
+        features=lambda w: selftrain_features(w.lang, w.split) + ".npy",
+        lm="results/{lang}/text/lm.words.arpa",
+        lexicon="results/{lang}/text/lexicon_filtered.lst",
+    output:
+        "results/{lang}/transcripts/hmm_words/{split}.txt",
+    params:
+        features=lambda w: selftrain_features(w.lang, w.split),
+    log:
+        "logs/{lang}/hmm_word_decode/{split}.log",
+    conda:
+        "../../envs/kaldi.yaml"
+    shell:
+        "python -m w2vu hmm-word-decode --model {input.model:q} --tuning {input.tuning:q}"
+        " --features {params.features:q} --lm {input.lm:q} --lexicon {input.lexicon:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 # CTC self-training rounds (reference §4.2): with a real backbone configured, each round fine-tunes
 # it on the audio (a GPU rule); with MFCC, a small transformer learns on the same features. Round 1
-# learns from the HMM's train transcripts; each round transcribes every split and is kept only
-# when the unsupervised score improves; the next round learns from the best kept round's labels.
+# learns from the HMM's train transcripts (or the pseudo-labels: `selftrain.ctc_from`); each
+# round transcribes every split and is kept only when the unsupervised score improves; the next
+# round learns from the best kept round's labels.
 rule ctc_labels:
     input:
         decision=lambda w: f"{ctc_round_dir(w.lang, int(w.ctc_round) - 1)}/round.json",
@@ -217,7 +281,7 @@ rule ctc_transcribe:
 rule ctc_judge:
     input:
         unpack(ctc_judge_inputs),
-        labels=lambda w: transcript(w.lang, "gan_viterbi", config["selftrain"]["tune_split"]),
+        labels=lambda w: selftrain_labels(w.lang, config["selftrain"]["tune_split"]),
         lm=lambda w: phone_lm(w.lang, config["text"]["selection_phone_lm_order"]),
     output:
         "results/{lang}/selftrain/ctc/iter{judged_round}/round.json",

@@ -1,5 +1,6 @@
-"""Decoding with the monophone HMM over HCLG built from the phone LM, at every LM weight in
-one pass (Kaldi's decode.sh with score.sh's LMWT)."""
+"""Decoding with the monophone HMM over HCLG built from the phone LM (or, with a lexicon, a word
+LM: the reference's decode_word_step), at every LM weight in one pass (Kaldi's decode.sh with
+score.sh's LMWT)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from w2vu.selftrain.hmm.graph import (
     UNK_WORDS,
     build_hclg,
     decoding_lang,
+    word_lang,
 )
 from w2vu.selftrain.hmm.model import HmmModel, load_hmm
 
@@ -55,24 +57,27 @@ def lm_weight_name(weight: float) -> str:
 
 
 class HmmDecoder:
-    """An HMM with its HCLG built from the phone LM, once: the build takes tens of seconds for a
+    """An HMM with its HCLG built from the LM, once: the build takes tens of seconds for a
     phone 6-gram, so whoever decodes several feature sets (`w2vu transcribe`, batch by batch)
     keeps one of these."""
 
-    def __init__(self, model: HmmModel | str | os.PathLike, phone_lm_arpa: str | os.PathLike,
+    def __init__(self, model: HmmModel | str | os.PathLike, lm_arpa: str | os.PathLike,
                  config: DecodeConfig = DecodeConfig(),
-                 graph: str | os.PathLike | None = None) -> None:
-        """`graph`: an HCLG that `save_graph` wrote for this model, LM and config, read instead
-        of built."""
+                 graph: str | os.PathLike | None = None,
+                 lexicon: dict[str, str] | None = None) -> None:
+        """`lm_arpa` is a phone LM, or a word LM with `lexicon` (word -> phones), which makes
+        the output words. `graph`: an HCLG that `save_graph` wrote for this model, LM and
+        config, read instead of built."""
         self.model = load_hmm(model) if isinstance(model, (str, os.PathLike)) else model
-        self.lang = decoding_lang(self.model.phones, phone_lm_arpa)
+        self.lang = (decoding_lang(self.model.phones, lm_arpa) if lexicon is None
+                     else word_lang(self.model.phones, lexicon, lm_arpa))
         start = time.perf_counter()
         if graph is not None:
             self.graph = kaldifst.StdVectorFst.read(str(graph))
             if self.graph is None or self.graph.start < 0:
                 raise W2vuError(f"{graph}: not a readable HCLG; reassemble the model")
         else:
-            self.graph = build_hclg(self.lang, phone_lm_arpa, self.model.trans_model,
+            self.graph = build_hclg(self.lang, lm_arpa, self.model.trans_model,
                                     self.model.tree, self.model.sil_prob, config.self_loop_scale)
         log.info("HCLG: %d states, %s in %.1f s", self.graph.num_states,
                  "read" if graph is not None else "built", time.perf_counter() - start)
@@ -124,16 +129,18 @@ class HmmDecoder:
 
 
 def decode_hmm(model: HmmModel | str | os.PathLike, features_prefix: str | os.PathLike,
-               phone_lm_arpa: str | os.PathLike, lm_weights: Sequence[float],
-               out_dir: str | os.PathLike, config: DecodeConfig = DecodeConfig()
-               ) -> dict[float, Path]:
-    """Decode every utterance with HCLG built from the phone LM, once per LM weight.
+               lm_arpa: str | os.PathLike, lm_weights: Sequence[float],
+               out_dir: str | os.PathLike, config: DecodeConfig = DecodeConfig(),
+               lexicon: dict[str, str] | None = None) -> dict[float, Path]:
+    """Decode every utterance with HCLG built from the LM (a word LM with `lexicon`), once per
+    LM weight.
 
     The LM weight is the inverse acoustic scale, as in Kaldi's score.sh (LMWT), so the graph is
     built once and only the acoustic scale changes. Writes `{out_dir}/lmwt{W}.txt` (one line per
-    utterance, phones without `<SIL>`, empty when the decoder found no path) and returns the
-    paths by weight.
+    utterance, phones or words without `<SIL>`, empty when the decoder found no path) and returns
+    the paths by weight.
     """
     if not lm_weights or any(w <= 0 for w in lm_weights):
         raise W2vuError(f"LM weights must be positive numbers, got {list(lm_weights)}")
-    return HmmDecoder(model, phone_lm_arpa, config).decode(features_prefix, lm_weights, out_dir)
+    return HmmDecoder(model, lm_arpa, config, lexicon=lexicon).decode(features_prefix,
+                                                                      lm_weights, out_dir)

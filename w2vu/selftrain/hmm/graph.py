@@ -25,6 +25,7 @@ from w2vu.errors import W2vuError
 from w2vu.io.dictionary import SIL, SPECIALS
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.kaldi_stack import kaldifst, kaldilm
+from w2vu.text.lexicon import Lexicon, Pron, add_lex_disambig
 
 UNK_WORDS = ("<unk>", "<UNK>")  # LM words that the reference's lexicon maps to silence
 EPS = "<eps>"
@@ -32,11 +33,12 @@ EPS = "<eps>"
 
 @dataclass(frozen=True)
 class Lang:
-    """Phone and word tables plus the lexicon (word -> phone, disambiguation symbol or None)."""
+    """Phone and word tables plus the lexicon (word -> its phones, then `#k` where Kaldi's
+    add_lex_disambig.pl puts one)."""
 
     phones: tuple[str, ...]  # real phones: index + 1 is the phone id (SIL is id 1)
     words: tuple[str, ...]  # lexicon words, in word-id order starting at 1
-    lexicon: dict[str, tuple[str, str | None]] = field(hash=False)
+    lexicon: dict[str, Pron] = field(hash=False)
     num_disambig: int  # #1..#K used by the lexicon (#0 is G's backoff symbol)
 
     @property
@@ -69,24 +71,37 @@ def dictionary_phones(symbols: Sequence[str]) -> list[str]:
 
 
 def make_lang(phones: Sequence[str], extra_words: Sequence[str] = ()) -> Lang:
-    """Lexicon of one-phone words plus `<SIL>` (and unknown-word symbols) mapped to silence.
+    """Lexicon of one-phone words plus `<SIL>` (and unknown-word symbols) mapped to silence:
+    the reference's phone "lang", where the GAN's phones are the words."""
+    entries = [(p, (p,)) for p in phones]
+    return _lang(phones, entries, [w for w in extra_words if w in UNK_WORDS])
 
-    Words sharing a pronunciation (only the silence ones can) get `#1, #2, ...` as Kaldi's
-    add_lex_disambig.pl does, so that L∘G determinizes.
-    """
-    words = [*phones, SIL, *(w for w in extra_words if w in UNK_WORDS)]
-    prons = {w: (SIL if w == SIL or w in UNK_WORDS else w) for w in words}
-    shared: dict[str, list[str]] = {}
-    for word, phone in prons.items():
-        shared.setdefault(phone, []).append(word)
-    lexicon: dict[str, tuple[str, str | None]] = {}
-    num_disambig = 0
-    for phone, group in shared.items():
-        for k, word in enumerate(group, start=1):
-            lexicon[word] = (phone, f"#{k}" if len(group) > 1 else None)
-            if len(group) > 1:
-                num_disambig = max(num_disambig, k)
-    return Lang(tuple([SIL, *phones]), tuple(words), lexicon, num_disambig)
+
+def word_lang(phones: Sequence[str], lexicon: dict[str, str], arpa: str | os.PathLike) -> Lang:
+    """The lang for decoding words with a word LM (the reference's prepare_lang_word.sh, §4.1
+    step 5): every LM word through its lexicon pronunciation, `<SIL>` and unknown words as
+    silence. An LM word without a pronunciation, or a pronunciation with a phone the HMM does
+    not have, is an error."""
+    vocab = [w for w in arpa_vocabulary(arpa) if w not in ("<s>", "</s>", SIL, *UNK_WORDS)]
+    missing = [w for w in vocab if w not in lexicon]
+    if missing:
+        raise W2vuError(f"{arpa}: the word LM has words {missing[:10]} that the lexicon does not "
+                        "pronounce; build the word LM and the lexicon from the same text")
+    entries = [(w, tuple(lexicon[w].split())) for w in vocab]
+    unknown = sorted({p for _, pron in entries for p in pron} - set(phones))
+    if unknown:
+        raise W2vuError(f"the lexicon's phones {unknown[:10]} are not phones of the HMM (its "
+                        "dictionary); give the lexicon of the phone set the HMM was trained on")
+    unk = [w for w in arpa_vocabulary(arpa) if w in UNK_WORDS]
+    return _lang(phones, entries, unk)
+
+
+def _lang(phones: Sequence[str], entries: Lexicon, silence_words: Sequence[str]) -> Lang:
+    """Lang of `entries` plus `<SIL>` and `silence_words` pronounced as silence; shared
+    pronunciations and prefixes get `#1, #2, ...` so that L∘G determinizes."""
+    entries = [*entries, (SIL, (SIL,)), *((w, (SIL,)) for w in silence_words)]
+    disambiguated, top = add_lex_disambig(entries)
+    return Lang(tuple([SIL, *phones]), tuple(w for w, _ in entries), dict(disambiguated), top)
 
 
 def hmm_topology(lang: Lang) -> khg.HmmTopology:
@@ -128,26 +143,30 @@ def lexicon_fst(lang: Lang, sil_prob: float = 0.5, g_disambig_loop: bool = False
     fst.add_arc(state=start, arc=kaldifst.StdArc(0, 0, sil_cost, sil))
     fst.add_arc(state=sil, arc=kaldifst.StdArc(phone_id[SIL], 0, 0.0, loop))
     for word in lang.words:
-        phone, disambig = lang.lexicon[word]
-        source = loop
-        if disambig is not None:  # phone, then the disambiguation symbol, then the silence choice
-            middle = fst.add_state()
-            fst.add_arc(state=loop, arc=kaldifst.StdArc(phone_id[phone], word_id[word], 0.0,
-                                                        middle))
-            first_label, out_label, source = phone_id[disambig], 0, middle
-        else:
-            first_label, out_label = phone_id[phone], word_id[word]
-        fst.add_arc(state=source, arc=kaldifst.StdArc(first_label, out_label, no_sil_cost, loop))
-        fst.add_arc(state=source, arc=kaldifst.StdArc(first_label, out_label, sil_cost, sil))
+        source, out_label = _chain(fst, lang.lexicon[word][:-1], loop, word_id[word], phone_id)
+        last = phone_id[lang.lexicon[word][-1]]
+        fst.add_arc(state=source, arc=kaldifst.StdArc(last, out_label, no_sil_cost, loop))
+        fst.add_arc(state=source, arc=kaldifst.StdArc(last, out_label, sil_cost, sil))
     if g_disambig_loop:
         fst.add_arc(state=loop, arc=kaldifst.StdArc(phone_id["#0"], word_id["#0"], 0.0, loop))
     kaldifst.arcsort(fst, sort_type="olabel")
     return fst
 
 
+def _chain(fst: kaldifst.StdVectorFst, symbols: Sequence[str], start: int, word: int,
+           phone_id: dict[str, int]) -> tuple[int, int]:
+    """Arcs for all but a pronunciation's last symbol, the word on the first: returns the state
+    the last arc leaves from and the output label it carries (the word when it is the first)."""
+    source, out_label = start, word
+    for symbol in symbols:
+        target = fst.add_state()
+        fst.add_arc(state=source, arc=kaldifst.StdArc(phone_id[symbol], out_label, 0.0, target))
+        source, out_label = target, 0
+    return source, out_label
+
+
 def _lexicon_fst_no_silence(lang: Lang) -> kaldifst.StdVectorFst:
-    """L as a one-state loop of word arcs (no optional silence, no disambiguation needed for
-    linear training transcripts)."""
+    """L as a loop of word paths (no optional silence; training transcripts are linear)."""
     phone_id = {p: i for i, p in enumerate(lang.phone_table)}
     word_id = {w: i for i, w in enumerate(lang.word_table)}
     fst = kaldifst.StdVectorFst()
@@ -155,8 +174,9 @@ def _lexicon_fst_no_silence(lang: Lang) -> kaldifst.StdVectorFst:
     fst.start = loop
     fst.set_final(state=loop, weight=0.0)
     for word in lang.words:
-        fst.add_arc(state=loop, arc=kaldifst.StdArc(phone_id[lang.lexicon[word][0]],
-                                                    word_id[word], 0.0, loop))
+        source, out_label = _chain(fst, lang.lexicon[word][:-1], loop, word_id[word], phone_id)
+        fst.add_arc(state=source, arc=kaldifst.StdArc(phone_id[lang.lexicon[word][-1]],
+                                                      out_label, 0.0, loop))
     kaldifst.arcsort(fst, sort_type="olabel")
     return fst
 

@@ -37,16 +37,18 @@ class Selection:
 
 
 def select_lm_weight(transcripts: Mapping[float, str | os.PathLike],
-                     labels_txt: str | os.PathLike, phone_lm_arpa: str | os.PathLike,
-                     out_tsv: str | os.PathLike, min_error: float = 0.0) -> Selection:
+                     labels_txt: str | os.PathLike, lm_arpa: str | os.PathLike,
+                     out_tsv: str | os.PathLike, min_error: float = 0.0,
+                     lexicon: dict[str, str] | None = None) -> Selection:
     """Score each LM weight's transcripts (`decode_hmm`'s output) against the pseudo-labels
     with the unsupervised metric, write the table (one row per weight, the chosen one marked)
-    and return the lowest-scoring weight (ties: the smaller weight)."""
+    and return the lowest-scoring weight (ties: the smaller weight). With `lexicon` the
+    transcripts are words, `lm_arpa` the word LM, and their pronunciations meet the labels."""
     if not transcripts:
         raise W2vuError("no decoded transcripts to select from; decode at least one LM weight")
     labels_path = Path(labels_txt)
     labels = read_token_lines(labels_path, "pseudo-labels")
-    lm = load_phone_lm(phone_lm_arpa)
+    lm = load_phone_lm(lm_arpa)
     rows: list[dict[str, object]] = []
     for weight in sorted(transcripts):
         path = Path(transcripts[weight])
@@ -54,7 +56,7 @@ def select_lm_weight(transcripts: Mapping[float, str | os.PathLike],
         if len(hyps) != len(labels):
             raise W2vuError(f"{path} has {len(hyps)} lines but {labels_path} has {len(labels)}; "
                             "decode the split the pseudo-labels belong to")
-        score = unsupervised_score(hyps, labels, lm, min_error)
+        score = unsupervised_score(hyps, labels, lm, min_error, lexicon)
         rows.append({"lm_weight": f"{weight:g}", "lm_ppl": f"{score.lm_ppl:.4f}",
                      "ln_ppl": f"{math.log(score.lm_ppl):.4f}",
                      "error_rate": f"{score.error_rate:.4f}", "score": f"{score.score:.4f}",

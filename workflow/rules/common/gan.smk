@@ -90,9 +90,15 @@ def score_rows(lang):
             rows.append((stage, split, "per", transcript(lang, stage, split), phn))
         for stage, path in ctc_stages(lang):
             rows.append((stage, split, "per", path(split), phn))
-        rows.append(("gan_wfst", split, "wer", transcript(lang, "gan_wfst", split),
-                     f"results/{lang}/manifest/{split}.wrd"))
+        for stage in word_stages():
+            rows.append((stage, split, "wer", transcript(lang, stage, split),
+                         f"results/{lang}/manifest/{split}.wrd"))
     return rows
+
+
+def word_stages():
+    """Stages whose transcripts are words: the GAN's WFST decode, and the HMM's when asked."""
+    return ["gan_wfst"] + (["hmm_words"] if config["selftrain"]["hmm_words"] else [])
 
 
 def score_inputs(wildcards):
@@ -106,7 +112,7 @@ def score_args(wildcards):
 def gan_transcript_targets(lang):
     """GAN transcripts of every split, and the scores table when references exist."""
     targets = [transcript(lang, stage, split) for split in split_names(lang)
-               for stage in ("gan_viterbi", "gan_wfst", "hmm", "selftrained")]
+               for stage in ("gan_viterbi", *word_stages(), "hmm", "selftrained")]
     if has_references(lang):
         targets.append(f"results/{lang}/scores.tsv")
     return targets

@@ -14,6 +14,14 @@ def selftrain_features(lang, split):
     return f"results/{lang}/features/layer/{split}"
 
 
+def selftrain_labels(lang, split):
+    """The GAN pseudo-labels self-training learns from and is judged against
+    (`selftrain.labels`): its Viterbi phones, or its WFST words through the lexicon."""
+    if config["selftrain"]["labels"] == "gan_wfst":
+        return transcript(lang, "gan_wfst_phones", split)
+    return transcript(lang, "gan_viterbi", split)
+
+
 CTC_ROUNDS = config["selftrain"]["ctc_iterations"]
 
 
@@ -80,7 +88,10 @@ def ctc_judge_inputs(wildcards):
 
 
 def ctc_labels(lang, ctc_round):
-    """What a CTC round learns from: the HMM's train transcripts, then the best kept round's."""
+    """What a CTC round learns from: the HMM's train transcripts (or, with `selftrain.ctc_from:
+    labels`, the GAN pseudo-labels), then the best kept round's."""
+    if ctc_round == 1 and config["selftrain"]["ctc_from"] == "labels":
+        return selftrain_labels(lang, TRAIN)
     if ctc_round == 1:
         return transcript(lang, "hmm", TRAIN)
     return f"{ctc_round_dir(lang, ctc_round)}/labels.txt"
