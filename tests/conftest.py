@@ -13,6 +13,12 @@ import soxr
 from w2vu.demo.synth import Synthesizer, Voice
 
 REPO = Path(__file__).resolve().parent.parent
+# The suite runs two workers on two cores, and many tests ask torch for two threads: OpenMP threads
+# that spin while they wait then take the CPU the other worker needs (a CTC test beside a 2-thread
+# torch job: 278 s spinning, 109 s passive; alone 71 s and 90 s). Passive waiting changes no
+# result. Set before torch is imported anywhere in the suite (workers and workflow subprocesses
+# inherit it); a job of the pipeline keeps the default, since Snakemake gives it its own cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SHARED_DATA = Path(os.environ.get("W2VU_SHARED_DATA", REPO.parent / "shared" / "data"))
 PHRASES = (
     "The quick brown fox jumps over the lazy dog.",
