@@ -30,8 +30,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("baseline_frequent_phone", "baseline_random_generator", "gan_viterbi", "hmm",
-          "ctc_iter1", "ctc_iter2", "selftrained", "gan_wfst", "hmm_words", "probe_w2vu1")
+STAGES = ("baseline_frequent_phone", "baseline_random_generator", "gan_viterbi",
+          "gan_wfst_phones", "hmm", "ctc_iter1", "ctc_iter2", "selftrained", "gan_wfst",
+          "hmm_words", "probe_w2vu1")
 BASELINE, PROBE = "baseline_frequent_phone", "probe_w2vu1"
 
 

@@ -55,7 +55,7 @@ def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
     assert final == source.read_text()
     with open(out / "scores.tsv") as f:
         scores = list(csv.DictReader(f, delimiter="\t"))
-    per_stages = (*stages, "ctc_iter1", "ctc_iter2")
+    per_stages = (*stages, "gan_wfst_phones", "ctc_iter1", "ctc_iter2")
     assert {(r["stage"], r["split"], r["metric"]) for r in scores} == {
         *((stage, split, "per") for stage in per_stages for split in splits),
         *(("gan_wfst", split, "wer") for split in splits)}

@@ -86,7 +86,7 @@ def score_rows(lang):
     rows = []
     for split in split_names(lang):
         phn = f"results/{lang}/manifest/{split}.phn"
-        for stage in ("gan_viterbi", *BASELINE_STAGES, *probe_stages(), "hmm"):
+        for stage in ("gan_viterbi", "gan_wfst_phones", *BASELINE_STAGES, *probe_stages(), "hmm"):
             rows.append((stage, split, "per", transcript(lang, stage, split), phn))
         for stage, path in ctc_stages(lang):
             rows.append((stage, split, "per", path(split), phn))
