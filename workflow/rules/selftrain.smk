@@ -56,8 +56,8 @@ rule wfst_decode:
         " --graph-dir {params.graph_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
-# The GAN's words as phones through the lexicon: self-training's pseudo-labels with
-# `selftrain.labels: gan_wfst`.
+# The GAN's words as phones through the lexicon: scored as PER in every run, and self-training's
+# pseudo-labels with `selftrain.labels: gan_wfst`.
 rule wfst_phones:
     input:
         words="results/{lang}/transcripts/gan_wfst/{split}.txt",

@@ -20,6 +20,7 @@ from w2vu.io.features import open_features
 from w2vu.io.lines import write_token_lines
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg
 from w2vu.kaldi_stack import kaldifst
+from w2vu.logs import progress
 from w2vu.selftrain.hmm.graph import (
     UNK_WORDS,
     build_hclg,
@@ -102,7 +103,7 @@ class HmmDecoder:
         words = self.lang.word_table
         hyps: dict[float, list[list[str]]] = {w: [] for w in lm_weights}
         failed = 0
-        for i in range(len(features)):
+        for i in progress(range(len(features)), len(features), "HMM decode (utterances)"):
             feats = model.features(features[i])
             if not len(feats):
                 for w in lm_weights:
