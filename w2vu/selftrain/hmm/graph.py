@@ -82,7 +82,8 @@ def word_lang(phones: Sequence[str], lexicon: dict[str, str], arpa: str | os.Pat
     step 5): every LM word through its lexicon pronunciation, `<SIL>` and unknown words as
     silence. An LM word without a pronunciation, or a pronunciation with a phone the HMM does
     not have, is an error."""
-    vocab = [w for w in arpa_vocabulary(arpa) if w not in ("<s>", "</s>", SIL, *UNK_WORDS)]
+    unigrams = arpa_vocabulary(arpa)
+    vocab = [w for w in unigrams if w not in ("<s>", "</s>", SIL, *UNK_WORDS)]
     missing = [w for w in vocab if w not in lexicon]
     if missing:
         raise W2vuError(f"{arpa}: the word LM has words {missing[:10]} that the lexicon does not "
@@ -92,8 +93,7 @@ def word_lang(phones: Sequence[str], lexicon: dict[str, str], arpa: str | os.Pat
     if unknown:
         raise W2vuError(f"the lexicon's phones {unknown[:10]} are not phones of the HMM (its "
                         "dictionary); give the lexicon of the phone set the HMM was trained on")
-    unk = [w for w in arpa_vocabulary(arpa) if w in UNK_WORDS]
-    return _lang(phones, entries, unk)
+    return _lang(phones, entries, [w for w in unigrams if w in UNK_WORDS])
 
 
 def _lang(phones: Sequence[str], entries: Lexicon, silence_words: Sequence[str]) -> Lang:
