@@ -149,11 +149,14 @@ def test_system_is_what_the_run_ended_with_unless_chosen(tmp_path):
     assert choose_system(files, "ctc_iter2").unsupervised["kept"] is False
     assert choose_system(files, "hmm").unsupervised["score"] == 2.0
     assert choose_system(files, "gan").unsupervised["score"] == 1.5
+    words = choose_system(files, "gan_words")
+    assert (words.kind, words.stage, words.unsupervised["score"]) == ("gan_words",
+                                                                      "gan_wfst_phones", 1.5)
     none_kept = write_round(tmp_path / "none/iter1", 1, None, float("inf"))
     fallback = choose_system(RunFiles(*(tmp_path for _ in range(4)), tmp_path / "selected.json",
                                       hmm_model=tmp_path, ctc_decision=none_kept), "auto")
     assert (fallback.kind, fallback.final_stage) == ("hmm", "selftrained")
     with pytest.raises(W2vuError, match="ctc_iter3: .* no finished round"):
         choose_system(files, "ctc_iter3")
-    with pytest.raises(W2vuError, match="not auto, gan, hmm or ctc_iter<N>"):
+    with pytest.raises(W2vuError, match="not auto, gan, gan_words, hmm or ctc_iter<N>"):
         choose_system(files, "ctc")

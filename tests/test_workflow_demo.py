@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
-from tests.workflow_helpers import TEST_CONFIGS, planned_jobs, snakemake
-from w2vu.audio.inventory import read_shard_list
+from tests.workflow_helpers import (
+    TEST_CONFIGS,
+    check_model_reproduces_the_run,
+    planned_jobs,
+    snakemake,
+)
 from w2vu.io.features import open_features
 from w2vu.io.manifest import read_manifest
 
@@ -63,41 +63,3 @@ def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
     assert planned_jobs(tmp_path) == {}
 
     check_model_reproduces_the_run(tmp_path, out)
-
-
-def check_model_reproduces_the_run(tmp_path, out):
-    """The model folder, moved elsewhere, transcribes the valid split's original files into
-    exactly the run's final phones and words, batch by batch; a bad file (alone in the last
-    batch) gets its own row and stderr line, and exit status 1."""
-    info = json.loads((out / "model/model.json").read_text())
-    assert info["system"]["reproduces"] == "selftrained"
-    assert info["system"]["kind"] in ("ctc", "hmm")
-    assert {"rate", "stage"} <= set(info["scores"][0]) and info["unsupervised_selection"]["score"]
-    assert not any(p.is_symlink() for p in (out / "model").rglob("*"))
-    moved = tmp_path / "elsewhere" / "my model"
-    shutil.copytree(out / "model", moved)
-    by_key = {e.key: e.path for lst in sorted((out / "audio/inventory").glob("[0-9]*.tsv"))
-              for e in read_shard_list(lst, "valid")}
-    keys = [os.path.splitext(rel.split("/", 1)[1])[0]
-            for rel, _ in read_manifest(out / "manifest/valid.tsv").rows]
-    bad = tmp_path / "broken.wav"
-    bad.write_bytes(b"RIFF" + bytes(100))
-    inputs = [by_key[k] for k in keys] + [str(bad)]
-    done = subprocess.run([sys.executable, "-m", "w2vu", "transcribe", "--model", str(moved),
-                           "--format", "jsonl", "--threads", "1", "--batch-files", "2", *inputs],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 1, done.stderr
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["path"] for r in rows] == inputs
-    assert "error" in rows[-1] and f"{bad}: convert:" in done.stderr
-    phones = (out / "transcripts/selftrained/valid.txt").read_text().splitlines()
-    words = (out / "transcripts/gan_wfst/valid.txt").read_text().splitlines()
-    assert [r["phones"] for r in rows[:-1]] == phones
-    assert [r["words"] for r in rows[:-1]] == words
-    assert all(r["seconds"] > 0 for r in rows[:-1])
-    export = subprocess.run([sys.executable, "-m", "w2vu", "export-hf", "--model", str(moved),
-                             "--out", str(tmp_path / "hf")], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert export.returncode == 2 and "no Hugging Face processor reproduces" in export.stderr
-    assert len(export.stderr.strip().splitlines()) == 1 and not (tmp_path / "hf").exists()

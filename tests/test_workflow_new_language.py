@@ -1,6 +1,7 @@
 """A new language with only word transcripts as references: a small Swedish corpus synthesised
 with espeak-ng, a references table of path and transcript, and the whole workflow to a complete
-`scores.tsv` (the references are phonemised by the language's own lexicon path)."""
+`scores.tsv` (the references are phonemised by the language's own lexicon path), and a model
+folder whose phones are the GAN's words spelt through the lexicon."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import soundfile as sf
 import yaml
 
 from tests.conftest import pad_with_silence, speech_chunk
-from tests.workflow_helpers import TINY_DOWNSTREAM, TINY_GAN, snakemake
+from tests.workflow_helpers import (
+    TINY_DOWNSTREAM,
+    TINY_GAN,
+    check_model_reproduces_the_run,
+    snakemake,
+)
 from w2vu.demo.synth import Voice
 from w2vu.io.manifest import read_manifest
 
@@ -43,10 +49,11 @@ def test_word_only_references_of_a_new_language_give_complete_scores(tmp_path, s
               # self-training from the GAN's words, CTC from those labels, the HMM's words
               "selftrain": {**TINY_DOWNSTREAM["selftrain"], "labels": "gan_wfst",
                             "ctc_from": "labels", "hmm_words": True,
-                            "hmm_word_lm_weights": [10]}}
+                            "hmm_word_lm_weights": [10]},
+              "model": {"system": "gan_words"}}  # the model's phones: the GAN's words spelt
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
 
-    done = snakemake(tmp_path, "results/sv/scores.tsv")
+    done = snakemake(tmp_path, "results/sv/scores.tsv", "results/sv/model")
 
     out = tmp_path / "results/sv"
     inventory = set((out / "text/phones/dict.phn.txt").read_text().split()[::2])
@@ -73,3 +80,4 @@ def test_word_only_references_of_a_new_language_give_complete_scores(tmp_path, s
     assert len(scores) == 2 * len(stages)
     assert all(r["rate"] not in ("", "nan", "failed") and int(r["reference_tokens"]) > 0
                for r in scores), scores
+    check_model_reproduces_the_run(tmp_path, out, "gan_wfst_phones", ("gan_words",))

@@ -57,8 +57,8 @@ class RunFiles:
 class Choice:
     """The system that gives the phones, the stage name of its transcripts, its score."""
 
-    kind: str  # ctc, hmm or gan
-    stage: str  # ctc_iter{N}, hmm or gan_viterbi: its transcripts/scores stage
+    kind: str  # ctc, hmm, gan or gan_words
+    stage: str  # ctc_iter{N}, hmm, gan_viterbi or gan_wfst_phones: its transcripts/scores stage
     final_stage: str  # the stage whose transcripts this model reproduces (selftrained for auto)
     ctc_round: int | None
     unsupervised: dict[str, Any]
@@ -67,31 +67,33 @@ class Choice:
 def _require(path: Path | None, what: str, system: str) -> Path:
     if path is None:
         raise W2vuError(f"model.system={system}: the run has no {what}; choose another system "
-                        "(auto, gan, hmm or ctc_iter<N>)")
+                        "(auto, gan, gan_words, hmm or ctc_iter<N>)")
     return path
 
 
 def choose_system(files: RunFiles, system: str) -> Choice:
     """Resolve `model.system`: `auto` is what the run ended with (the best kept CTC round, else
-    the HMM, else the GAN); `gan`, `hmm`, `ctc_iter<N>` choose explicitly."""
+    the HMM, else the GAN); `gan`, `gan_words` (the GAN's WFST words through the lexicon),
+    `hmm`, `ctc_iter<N>` choose explicitly."""
     if system == "auto":
         best = read_decision(files.ctc_decision).best_round if files.ctc_decision else None
         kind = "ctc" if best else "hmm" if files.hmm_model else "gan"
         auto = _choose(files, kind, best)
         return Choice(auto.kind, auto.stage, "selftrained" if files.ctc_decision else auto.stage,
                       auto.ctc_round, auto.unsupervised)
-    if system in ("gan", "hmm"):
+    if system in ("gan", "gan_words", "hmm"):
         return _choose(files, system, None)
     if system.startswith("ctc_iter") and system[8:].isdigit() and int(system[8:]) > 0:
         return _choose(files, "ctc", int(system[8:]))
-    raise W2vuError(f"model.system: {system!r} is not auto, gan, hmm or ctc_iter<N>")
+    raise W2vuError(f"model.system: {system!r} is not auto, gan, gan_words, hmm or ctc_iter<N>")
 
 
 def _choose(files: RunFiles, kind: str, ctc_round: int | None) -> Choice:
-    if kind == "gan":
+    if kind in ("gan", "gan_words"):
         selected = json.loads(files.gan_selection.read_text(encoding="utf-8"))["selected"]
         score = {"method": "gan-select", "run": selected["name"], **selected["metrics"]}
-        return Choice("gan", "gan_viterbi", "gan_viterbi", None, score)
+        stage = "gan_viterbi" if kind == "gan" else "gan_wfst_phones"
+        return Choice(kind, stage, stage, None, score)
     if kind == "hmm":
         _require(files.hmm_model, "HMM", kind)
         score = {}

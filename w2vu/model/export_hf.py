@@ -31,6 +31,7 @@ def _not_exportable(model: ModelFolder) -> str | None:
     if model.system == "ctc" and model.recipe["selftrain"]["ctc_finetune"]:
         return None
     what = {"gan": "the GAN generator on pooled PCA features",
+            "gan_words": "the GAN's words decoded over a WFST and spelt through the lexicon",
             "hmm": "the GMM-HMM",
             "ctc": "the small CTC encoder on w2vu's features"}[model.system]
     return (f"{model.root}: its phones come from {what}, which no Hugging Face processor "

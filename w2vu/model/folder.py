@@ -73,7 +73,7 @@ class ModelFolder:
 
     @property
     def system(self) -> str:
-        """`ctc`, `hmm` or `gan`: what gives the phones."""
+        """`ctc`, `hmm`, `gan` or `gan_words`: what gives the phones."""
         return self.info["system"]["kind"]
 
     def path(self, name: str) -> Path:

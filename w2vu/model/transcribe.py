@@ -34,6 +34,7 @@ from w2vu.io.manifest import read_manifest
 from w2vu.io.rejects import read_rejects
 from w2vu.model import folder as layout
 from w2vu.model.folder import ModelFolder
+from w2vu.text.lexicon import read_lexicon, words_to_phones
 
 log = logging.getLogger(__name__)
 SPLIT = "input"
@@ -110,6 +111,7 @@ class Transcriber:
         self.options = options
         self.backbone, self.raw_backbone = _backbones(model, options.device)
         self._hmm = None  # the HMM with its HCLG, loaded at the first batch and kept
+        self.lexicon = read_lexicon(model.path(layout.LEXICON))
 
     def run(self, paths: Sequence[str], work: Path) -> list[Transcript]:
         """Transcribe `paths` in the scratch folder `work`; one result per path, in order."""
@@ -124,7 +126,9 @@ class Transcriber:
         if self.raw_backbone is not None:
             extract_shard(manifest, 0, 1, self.raw_backbone, str(work / "unnormalized"), settings)
         gan_phones, words = self._gan(work)
-        phones = gan_phones if self.model.system == "gan" else self._selftrained(work, manifest)
+        system = self.model.system
+        phones = (gan_phones if system == "gan" else words_to_phones(words, self.lexicon)
+                  if system == "gan_words" else self._selftrained(work, manifest))
         by_key = dict(zip(kept, zip(words, phones)))
         out = []
         for index, path in enumerate(paths):
