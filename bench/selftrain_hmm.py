@@ -6,10 +6,14 @@ evaluates the GMMs again for every LM weight. w2vu.selftrain.hmm accumulates per
 and evaluates the GMMs once per utterance for the whole LM-weight grid. Both are timed here on
 the same synthetic data (Gaussian frames per phone, silence at the ends), in the same process:
 * training: one accumulation + update pass over fixed alignments, ours vs per frame;
-* decoding: all LM weights of the grid, ours vs one GMM decodable per weight.
+* decoding: all LM weights of the grid, ours vs one GMM decodable per weight;
+* word decoding (`hmm-word-decode`: HCLG from a word 3-gram and the lexicon) against phone
+  decoding (the phone 4-gram), the same model and weights, with WER and PER.
+The synthetic utterances are sentences of words from a random lexicon, so both LMs exist.
 Peak RSS of the process is printed at the end.
 
 Run: python bench/selftrain_hmm.py [--utterances 400] [--dim 78] [--weights 7 9 11 13 15 17]
+     [--word-weights 7 11 15]
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from devkit.memory import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
+from w2vu.eval.metrics import phone_error_rate  # noqa: E402
+from w2vu.eval.score import read_lines  # noqa: E402
 from w2vu.io.features import open_features, write_features  # noqa: E402
 from w2vu.kaldi_stack import kaldi_hmm_gmm as khg  # noqa: E402
 from w2vu.selftrain.hmm import align as hmm_align  # noqa: E402
@@ -36,25 +42,33 @@ from w2vu.selftrain.hmm import train as hmm_train  # noqa: E402
 from w2vu.text.ngram import estimate_arpa  # noqa: E402
 
 PHONES = [f"p{i}" for i in range(30)]
+WORDS = 200
 
 
-def make_data(folder: Path, utterances: int, dim: int, seed: int) -> list[list[str]]:
-    """Features, labels and dictionary of a synthetic corpus; returns the label lines."""
+def make_data(folder: Path, utterances: int, dim: int, seed: int
+              ) -> tuple[list[list[str]], list[list[str]], dict[str, str]]:
+    """Features, phone labels, dictionary, phone and word LMs of a synthetic corpus of word
+    sentences; returns the phone lines, the word lines and the lexicon."""
     rng = np.random.default_rng(seed)
     means = {p: rng.normal(0, 3, dim) for p in [*PHONES, "<SIL>"]}
-    utts, labels = [], []
+    lexicon = {f"w{i}": " ".join(rng.choice(PHONES, size=rng.integers(2, 7)))
+               for i in range(WORDS)}
+    utts, labels, sentences = [], [], []
     for _ in range(utterances):
-        seq = list(rng.choice(PHONES, size=rng.integers(10, 30)))
+        words = [f"w{i}" for i in rng.integers(0, WORDS, size=rng.integers(3, 8))]
+        seq = " ".join(lexicon[w] for w in words).split()
         segs = [("<SIL>", 20)] + [(p, int(rng.integers(3, 10))) for p in seq] + [("<SIL>", 20)]
         utts.append(np.concatenate([means[p] + rng.normal(0, 1, (n, dim)) for p, n in segs]
                                    ).astype(np.float32))
         labels.append(seq)
+        sentences.append(words)
     write_features(folder / "feats", utts)
     (folder / "labels.txt").write_text("".join(" ".join(x) + "\n" for x in labels), "utf-8")
     (folder / "dict.phn.txt").write_text("".join(f"{p} 1\n" for p in PHONES) + "<SIL> 0\n",
                                          "utf-8")
     estimate_arpa(["<SIL> " + " ".join(x) + " <SIL>" for x in labels], 4, folder / "lm.arpa")
-    return labels
+    estimate_arpa([" ".join(x) for x in sentences], 3, folder / "words.arpa")
+    return labels, sentences, lexicon
 
 
 def per_frame_pass(model: hmm_model.HmmModel, feats: list[np.ndarray], alis: list[np.ndarray]
@@ -108,17 +122,37 @@ def baseline_decode(model: hmm_model.HmmModel, folder: Path, weights: list[float
     return time.perf_counter() - start
 
 
+def word_decode(model: hmm_model.HmmModel, folder: Path, weights: list[float],
+                labels: list[list[str]], sentences: list[list[str]], lexicon: dict[str, str],
+                seconds: float) -> None:
+    """Word decoding against phone decoding of the same model, utterances and LM weights
+    (graph builds included in both); error rates at the best weight of each."""
+    timed = {}
+    for name, lm, lex, refs in (("phones", "lm.arpa", None, labels),
+                                ("words", "words.arpa", lexicon, sentences)):
+        start = time.perf_counter()
+        paths = hmm_decode.decode_hmm(model, folder / "feats", folder / lm, weights,
+                                      folder / f"dec_{name}", lexicon=lex)
+        timed[name] = time.perf_counter() - start
+        best = min(phone_error_rate(read_lines(path), refs) for path in paths.values())
+        print(f"{name}: {timed[name]:.2f} s for {len(weights)} LM weights "
+              f"({seconds * len(weights) / timed[name]:.0f}x real time), best error {best:.3f}")
+    print(f"word decoding / phone decoding time: x{timed['words'] / timed['phones']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--utterances", type=int, default=400)
     parser.add_argument("--dim", type=int, default=78, help="input dim (deltas are off)")
     parser.add_argument("--weights", type=float, nargs="+", default=[7, 9, 11, 13, 15, 17])
+    parser.add_argument("--word-weights", type=float, nargs="+", default=[7, 11, 15],
+                        help="LM weights of the word-against-phone decoding part")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-hmm-") as tmp:
         folder = Path(tmp)
-        labels = make_data(folder, args.utterances, args.dim, args.seed)
+        labels, sentences, lexicon = make_data(folder, args.utterances, args.dim, args.seed)
         config = hmm_model.HmmConfig(delta_order=0, gaussians=300)
         report = hmm_train.train_hmm(folder / "feats", folder / "labels.txt",
                                      folder / "dict.phn.txt", folder / "model.pkl", config,
@@ -151,6 +185,7 @@ def main() -> None:
         print(f"decoding {len(args.weights)} LM weights (graph build included in ours): ours "
               f"{ours_dec:.2f} s ({seconds * len(args.weights) / ours_dec:.0f}x real time), "
               f"baseline {base_dec:.2f} s, speed-up x{base_dec / ours_dec:.2f}")
+        word_decode(model, folder, args.word_weights, labels, sentences, lexicon, seconds)
     print(f"peak RSS {peak_rss_kb() / 1024:.0f} MiB")
 
 
