@@ -172,6 +172,7 @@ UNMAPPED = {
     "gan.smoothness": "a sweep: each run's --smoothness (gan_run_option)",
     "gan.seeds": "a sweep: each run's --seed",
     "gan.gpu": "resources gpu=1",
+    "gan.threads": "threads: of gan_train (its --threads)",
     "gan.valid_split": "the split whose features are gan-train --valid-features",
     "decode.graph": "the graph folder of wfst-tune and wfst-decode",
     "decode.tune_split": "the split wfst-tune reads",

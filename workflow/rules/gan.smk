@@ -30,7 +30,7 @@ rule gan_train:
         lr_discriminator=option("--lr-discriminator", config["gan"]["lr_discriminator"]),
         device=config["gan"]["device"],
         bf16=option("--bf16", config["gan"]["bf16"]),
-    threads: 2
+    threads: config["gan"]["threads"]
     resources:
         gpu=1 if config["gan"]["gpu"] else 0,
     log:
