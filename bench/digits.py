@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -40,6 +41,18 @@ def default_fsdd() -> Path:
     """FSDD beside the clone (../shared/data/fsdd), or under $W2VU_SHARED_DATA."""
     shared = Path(os.environ.get("W2VU_SHARED_DATA", REPO.parent / "shared" / "data"))
     return shared / "fsdd"
+
+
+def processor() -> str:
+    """The CPU model: the GAN's trajectory, and so every figure after it, depends on it (another
+    processor's kernels sum in another order; bench/RESULTS.md)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "processor unknown"
 
 
 def write_config(workdir: Path, fsdd: Path, overrides: list[str]) -> Path:
@@ -120,7 +133,7 @@ def main() -> None:
         sys.exit(f"{args.fsdd / 'transcripts.tsv'} not found: pass --fsdd (the FSDD folder)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="w2vu-digits-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"cpus: {os.cpu_count()}, load average (1 min) before the run: "
+    print(f"cpus: {os.cpu_count()} ({processor()}), load average (1 min) before the run: "
           f"{os.getloadavg()[0]:.2f}")
     try:
         if not args.report_only:
