@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import random
 import resource
 import tempfile
@@ -29,6 +28,7 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import machine
 import numpy as np
 import psutil
 import soundfile as sf
@@ -316,7 +316,7 @@ def print_verdict(reference: Measurement, baseline: Measurement, serial: Measure
 
 def print_machine() -> None:
     """CPUs and load: on a shared machine, timings mean little without the load beside them."""
-    print(f"cpus: {os.cpu_count()}, load average (1 min) before the runs: {os.getloadavg()[0]:.2f}")
+    print(machine.describe())
 
 
 def parse_args() -> argparse.Namespace:

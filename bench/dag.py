@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import machine
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +97,7 @@ def measure_corpus(root: Path, files: int, shards: int, repeats: int) -> DryRun:
 
 def print_machine() -> None:
     """CPUs and load: on a shared machine, timings mean little without the load beside them."""
-    print(f"cpus: {os.cpu_count()}, load average (1 min) before the runs: {os.getloadavg()[0]:.2f}")
+    print(machine.describe())
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,18 +41,6 @@ def default_fsdd() -> Path:
     """FSDD beside the clone (../shared/data/fsdd), or under $W2VU_SHARED_DATA."""
     shared = Path(os.environ.get("W2VU_SHARED_DATA", REPO.parent / "shared" / "data"))
     return shared / "fsdd"
-
-
-def processor() -> str:
-    """The CPU model: the GAN's trajectory, and so every figure after it, depends on it (another
-    processor's kernels sum in another order; bench/RESULTS.md)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "processor unknown"
 
 
 def write_config(workdir: Path, fsdd: Path, overrides: list[str]) -> Path:
@@ -133,8 +121,7 @@ def main() -> None:
         sys.exit(f"{args.fsdd / 'transcripts.tsv'} not found: pass --fsdd (the FSDD folder)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="w2vu-digits-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"cpus: {os.cpu_count()} ({processor()}), load average (1 min) before the run: "
-          f"{os.getloadavg()[0]:.2f}")
+    print(machine.describe())
     try:
         if not args.report_only:
             config = write_config(workdir, args.fsdd, args.set)

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine
 import numpy as np
 
 from w2vu.features.backends import save_array
@@ -243,7 +244,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     mib = 1 << 20
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    print(machine.describe())
 
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
+
 # Runs in a fresh interpreter: argv = features prefix, labels, dictionary, mode, json settings.
 ONE_RUN = """
 import json, resource, sys, time
@@ -189,7 +191,7 @@ def main() -> None:
                         help="max_epochs for the PER experiment (0: CtcConfig's default)")
     args = parser.parse_args()
 
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    print(machine.describe())
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-ctc-") as tmp:
         folder = Path(tmp)
         paths = synthetic_split(folder, args.utterances, args.dim, seed=0)

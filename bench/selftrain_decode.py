@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
 
 from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     phone_lexicon,
@@ -174,7 +175,7 @@ def main() -> None:
 
     from w2vu.io.dictionary import read_fairseq_dict
 
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    print(machine.describe())
     words = word_sentences(source_sentences(LJSPEECH if LJSPEECH.exists() else None))
     words = words[:args.sentences]
     lexicon = phone_lexicon(words)

@@ -27,6 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
+
 # A fresh interpreter: argv = folder, mode ("frozen" | "trained"), json settings.
 ONE_RUN = """
 import json, resource, sys, time
@@ -131,7 +133,7 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     args = parser.parse_args()
 
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    print(machine.describe())
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-finetune-") as tmp:
         folder = Path(tmp)
         synthetic_corpus(folder, args.utterances, args.hidden, args.layers, seed=0)

@@ -19,7 +19,6 @@ Run: python bench/selftrain_hmm.py [--utterances 400] [--dim 78] [--weights 7 9 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import machine  # noqa: E402
 
 from devkit.memory import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
 from w2vu.eval.metrics import phone_error_rate  # noqa: E402
@@ -149,7 +150,7 @@ def main() -> None:
                         help="LM weights of the word-against-phone decoding part")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    print(machine.describe())
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-hmm-") as tmp:
         folder = Path(tmp)
         labels, sentences, lexicon = make_data(folder, args.utterances, args.dim, args.seed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
 
 from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     LmplzUnavailable,
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
+    print(machine.describe())
     try:
         lmplz = lmplz_binary()
     except LmplzUnavailable as e:
