@@ -314,10 +314,6 @@ def print_verdict(reference: Measurement, baseline: Measurement, serial: Measure
           f"{100 * legacy_drift:.2f}% apart")
 
 
-def print_machine() -> None:
-    """CPUs and load: on a shared machine, timings mean little without the load beside them."""
-    print(machine.describe())
-
 
 def parse_args() -> argparse.Namespace:
     """Command-line settings."""
@@ -332,7 +328,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     """Synthesise the corpus; time the baseline and ours at 1 and N workers; compare."""
     args = parse_args()
-    print_machine()
+    print(machine.describe())
     with tempfile.TemporaryDirectory(prefix="w2vu-bench-audio-") as tmp:
         root = Path(tmp)
         corpus = root / "corpus"

@@ -95,10 +95,6 @@ def measure_corpus(root: Path, files: int, shards: int, repeats: int) -> DryRun:
     return min(runs, key=lambda r: r.wall_s)
 
 
-def print_machine() -> None:
-    """CPUs and load: on a shared machine, timings mean little without the load beside them."""
-    print(machine.describe())
-
 
 def parse_args() -> argparse.Namespace:
     """Command-line settings."""
@@ -113,7 +109,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     """Time the dry run on the small and the large corpus; print both and the ratio."""
     args = parse_args()
-    print_machine()
+    print(machine.describe())
     results: dict[int, DryRun] = {}
     for files in (args.baseline_files, args.files):
         with tempfile.TemporaryDirectory(prefix="w2vu-bench-dag-") as tmp:

@@ -48,6 +48,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
+
 VOCAB = 44  # 40 phones incl. <SIL> + 4 fairseq specials: the paper's "about 90k" generator
 BATCH = 160
 MAX_UPDATES = 150_000
@@ -248,6 +250,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="--compare: update pairs per arm")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # "variant,gp": run one in-process
     args = parser.parse_args()
+    if not args.one:  # --one's stdout is the parent's JSON
+        print(machine.describe())
     if args.compare:
         compare(list(args.variants), args.rounds, args.threads, tuple(args.v2_frames))
         return

@@ -40,6 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
+
 from w2vu.gan.known_answer import (  # noqa: E402
     KnownAnswerPaths,
     KnownAnswerSettings,
@@ -341,6 +343,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    print(machine.describe())
     if args.start == "oracle" and args.variant != 1:
         raise SystemExit("--start oracle needs --variant 1 (2.0's batch norm and residual "
                          "have no closed-form answer)")
