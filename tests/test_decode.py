@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.test_graphs import LEXICON, PHONES, WORD_BIGRAMS, write_arpa
+from w2vu.cli import main
 from w2vu.decode.tune import choose, make_grid, read_choice, tune_decoding
 from w2vu.decode.wfst import DecodeOptions, decode_split, scaled_emissions
 from w2vu.errors import W2vuError
@@ -211,6 +212,24 @@ def test_tuning_picks_lowest_score_and_writes_table(lang: Path, symbols: list[st
     choice = json.loads((out / "choice.json").read_text(encoding="utf-8"))
     assert choice["acoustic_scale"] == 10.0 and choice["grid_points"] == 4
     assert read_choice(out / "choice.json") == chosen
+
+
+def test_tune_command_warns_when_the_choice_is_at_the_grid_edge(lang: Path, symbols: list[str],
+                                                                 capsys) -> None:
+    prefix, viterbi = tune_inputs(lang, symbols)
+    out = lang / "tune_edge"
+    args = ["wfst-tune", "--emissions", str(prefix), "--graph-dir", str(lang / "words"),
+            "--viterbi", str(viterbi), "--lexicon", str(lang / "lexicon.lst"),
+            "--lm", str(lang / "words.arpa"), "--blank-weights", "0",
+            "--out-tsv", str(out / "grid.tsv"), "--out-json", str(out / "choice.json")]
+    main([*args, "--acoustic-scales", "0.5", "2", "10"])
+    # 10 reproduces the Viterbi phones (the test above), so the largest scale wins.
+    err = capsys.readouterr().err
+    assert "acoustic scale 10 is the largest of those tried (0.5, 2, 10)" in err
+    assert "config decode.acoustic_scales" in err
+    main([*args, "--acoustic-scales", "0.5", "10", "20"])
+    assert read_choice(out / "choice.json").acoustic_scale == 10.0
+    assert "widen the grid" not in capsys.readouterr().err
 
 
 def test_tuning_uer_floor_lets_the_lm_decide(lang: Path, symbols: list[str]) -> None:

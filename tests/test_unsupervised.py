@@ -5,7 +5,7 @@ import math
 import pytest
 
 from w2vu.eval.metrics import phone_error_rate
-from w2vu.eval.unsupervised import lm_perplexity, unsupervised_score
+from w2vu.eval.unsupervised import grid_edge, lm_perplexity, unsupervised_score
 from w2vu.selftrain.corrupt import corrupt_lines
 
 
@@ -38,3 +38,12 @@ def test_corruption_reaches_the_target_error_rate():
     assert noisy == corrupt_lines(refs, 0.35, seed=3)
     assert 0.28 < phone_error_rate(noisy, refs) < 0.37
     assert corrupt_lines(refs, 0.0) == refs
+
+
+def test_grid_edge_names_a_choice_at_either_end_of_a_sweep():
+    assert "45 is the largest of those tried (11, 15, 20, 30, 45)" in grid_edge(
+        "LM weight", [45, 11, 15, 20, 30], 45)
+    assert "7 is the smallest" in grid_edge("LM weight", [7, 11, 15], 7)
+    assert grid_edge("LM weight", [7, 11, 15], 11) is None
+    assert grid_edge("blank weight", [0, 2, 4], 0, low_edge=False) is None
+    assert grid_edge("LM weight", [7, 15], 15) is None  # two values are not a sweep

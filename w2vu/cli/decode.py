@@ -45,10 +45,18 @@ def _wfst_tune_arguments(p: argparse.ArgumentParser) -> None:
           "choose WFST decoding settings without references (reference's tuning score)")
 def cmd_wfst_tune(a: argparse.Namespace) -> None:
     from w2vu.decode.tune import make_grid, tune_decoding
+    from w2vu.eval.unsupervised import grid_edge
 
-    tune_decoding(a.emissions, a.graph_dir, a.viterbi, a.lexicon, a.lm,
-                  make_grid(a.acoustic_scales, a.blank_weights), a.out_tsv, a.out_json,
-                  a.min_vt_uer, _decode_options(a), threads=a.threads)
+    chosen = tune_decoding(a.emissions, a.graph_dir, a.viterbi, a.lexicon, a.lm,
+                           make_grid(a.acoustic_scales, a.blank_weights), a.out_tsv, a.out_json,
+                           a.min_vt_uer, _decode_options(a), threads=a.threads)
+    for edge, flag, key in (
+            (grid_edge("acoustic scale", a.acoustic_scales, chosen.acoustic_scale),
+             "--acoustic-scales", "acoustic_scales"),
+            (grid_edge("blank weight", a.blank_weights, chosen.blank_weight, low_edge=False),
+             "--blank-weights", "blank_weights")):
+        if edge:
+            log.warning("wfst-tune: %s (%s; config decode.%s)", edge, flag, key)
 
 
 def _wfst_decode_arguments(p: argparse.ArgumentParser) -> None:

@@ -63,6 +63,7 @@ def _hmm_tune_arguments(p: argparse.ArgumentParser) -> None:
 @COMMANDS("hmm-tune", _hmm_tune_arguments,
           "decode at every LM weight and choose one by the unsupervised score")
 def cmd_hmm_tune(a: argparse.Namespace, lexicon: dict[str, str] | None = None) -> None:
+    from w2vu.eval.unsupervised import grid_edge
     from w2vu.selftrain.hmm.decode import decode_hmm
     from w2vu.selftrain.hmm.tune import select_lm_weight
 
@@ -70,6 +71,10 @@ def cmd_hmm_tune(a: argparse.Namespace, lexicon: dict[str, str] | None = None) -
                              lexicon=lexicon)
     chosen = select_lm_weight(transcripts, a.labels, a.lm, a.out_tsv, a.min_error, lexicon)
     log.info("%s: LM weight %g chosen of %s", a.command, chosen.lm_weight, a.lm_weights)
+    edge = grid_edge("LM weight", a.lm_weights, chosen.lm_weight)
+    if edge:
+        key = "hmm_word_lm_weights" if lexicon else "hmm_lm_weights"
+        log.warning("%s: %s (--lm-weights; config selftrain.%s)", a.command, edge, key)
 
 
 def _word_arguments(arguments: Arguments) -> Arguments:

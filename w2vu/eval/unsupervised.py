@@ -57,3 +57,24 @@ def unsupervised_score(hyps: Sequence[Sequence[str]], pseudo_labels: Sequence[Se
     error = phone_error_rate([strip_tokens(h) for h in words_to_phones(hyps, lexicon)],
                              [strip_tokens(p) for p in pseudo_labels])
     return UnsupervisedScore(math.log(ppl) * max(min_error, error), ppl, error)
+
+
+def grid_edge(name: str, values: Sequence[float], chosen: float, low_edge: bool = True
+              ) -> str | None:
+    """Why: a choice at the end of a swept grid means the score may still fall beyond it (on the
+    digits corpus the HMM word decode chose 45, its grid's largest weight), which no table row
+    shows. Returns a one-line warning naming the edge, or None (also for grids of fewer than
+    three values, which are not a sweep). `low_edge=False` ignores the smallest value, for
+    settings whose floor is natural (a blank weight of 0)."""
+    grid = sorted(set(values))
+    if len(grid) < 3:
+        return None
+    if chosen == grid[-1]:
+        side = "largest"
+    elif low_edge and chosen == grid[0]:
+        side = "smallest"
+    else:
+        return None
+    tried = ", ".join(f"{v:g}" for v in grid)
+    return (f"{name} {chosen:g} is the {side} of those tried ({tried}): the unsupervised score "
+            "may be lower beyond it; widen the grid")
