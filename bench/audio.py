@@ -28,7 +28,6 @@ from itertools import repeat
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import machine
 import numpy as np
 import psutil
 import soundfile as sf
@@ -45,6 +44,8 @@ from w2vu.demo.corpus import SPEAKERS, speak_utterance
 from w2vu.demo.sentences import book_text, split_sentences
 from w2vu.demo.synth import Synthesizer
 from w2vu.io.manifest import read_manifest
+
+import machine
 
 RATES = (8000, 22050, 44100, 48000)
 FORMATS = (("wav", "WAV"), ("flac", "FLAC"))
@@ -312,7 +313,6 @@ def print_verdict(reference: Measurement, baseline: Measurement, serial: Measure
         reference.outcome.samples, 1)
     print(f"trimmed samples, reference (legacy rVAD) vs ours (rVADfast): "
           f"{100 * legacy_drift:.2f}% apart")
-
 
 
 def parse_args() -> argparse.Namespace:

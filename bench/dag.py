@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import machine
 import yaml
+
+import machine
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEFILE = REPO / "Snakefile"
@@ -93,7 +94,6 @@ def measure_corpus(root: Path, files: int, shards: int, repeats: int) -> DryRun:
     write_config(config, audio, text, shards)
     runs = [dry_run(config, root / "work", root / f"dry-run-{i}.log") for i in range(repeats)]
     return min(runs, key=lambda r: r.wall_s)
-
 
 
 def parse_args() -> argparse.Namespace:

@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import machine
 import yaml
+
+import machine
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ("baseline_frequent_phone", "baseline_random_generator", "gan_viterbi",

@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import machine
 import numpy as np
 
 from w2vu.features.backends import save_array
@@ -38,6 +37,8 @@ from w2vu.features.kmeans import KmeansConfig, assign_clusters, fit_centroids
 from w2vu.features.pca import PcaFiles, apply_pca, fit_pca
 from w2vu.features.pool import mean_pool_features, merge_clusters
 from w2vu.io.features import FeatureWriter, feature_paths, iter_unit_lines, open_features
+
+import machine
 
 LATENT = 64
 

@@ -40,13 +40,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
-
 from w2vu.gan.known_answer import (  # noqa: E402
     KnownAnswerPaths,
     KnownAnswerSettings,
     build_known_answer,
 )
+
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
 
 
 def book_phone_text(work: Path, min_phones: int) -> Path:

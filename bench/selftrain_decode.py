@@ -31,14 +31,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
-
 from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     phone_lexicon,
     phone_sentences,
     source_sentences,
     word_sentences,
 )
+
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
 
 LJSPEECH = REPO.parent / "shared" / "data" / "text" / "ljspeech_metadata_all.csv"
 FRAME_RATE = 50.0  # wav2vec-U 1.0 generator output (stride 1 over 20 ms features)

@@ -29,8 +29,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import machine  # noqa: E402
-
 from devkit.memory import peak_rss_kb  # noqa: E402 - needs the repository root on sys.path
 from w2vu.eval.metrics import phone_error_rate  # noqa: E402
 from w2vu.eval.score import read_lines  # noqa: E402
@@ -41,6 +39,8 @@ from w2vu.selftrain.hmm import decode as hmm_decode  # noqa: E402
 from w2vu.selftrain.hmm import model as hmm_model  # noqa: E402
 from w2vu.selftrain.hmm import train as hmm_train  # noqa: E402
 from w2vu.text.ngram import estimate_arpa  # noqa: E402
+
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
 
 PHONES = [f"p{i}" for i in range(30)]
 WORDS = 200

@@ -23,8 +23,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
-
 from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     LmplzUnavailable,
     lmplz_binary,
@@ -34,6 +32,8 @@ from devkit.lmplz import (  # noqa: E402 - needs the repository root on sys.path
     source_sentences,
     word_sentences,
 )
+
+import machine  # noqa: E402 - a sibling module (bench/ is the script's folder)
 
 LJSPEECH = REPO.parent / "shared" / "data" / "text" / "ljspeech_metadata_all.csv"
 # Runs in a fresh interpreter: its peak RSS is the estimator's (plus Python and numpy).
