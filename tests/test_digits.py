@@ -90,6 +90,23 @@ def test_chain_grammar_gives_words_statistics_spoken_and_unpaired(small_fsdd, tm
     assert max(next_word_shares(uniform.splitlines())) < 0.25
 
 
+def test_passes_speak_the_train_speakers_takes_again_in_other_strings(small_fsdd, tmp_path):
+    once = build(small_fsdd, tmp_path / "once")[0]
+    for grammar in ("chain", "uniform"):
+        rows = build(small_fsdd, tmp_path / grammar, grammar=grammar, passes=3)[0]
+        for speaker in SPEAKERS:
+            spoken = [r for r in rows if r["speaker"] == speaker]
+            words = Counter(w for r in spoken for w in r["transcript"].split())
+            passes = 1 if speaker == "theo" else 3  # the test speaker's takes once
+            assert words.total() == 20 * passes
+            if grammar == "uniform":  # every take (two of each digit) exactly `passes` times
+                assert words == Counter({w: 2 * passes for w in WORDS})
+        strings = [r["transcript"] for r in rows if r["speaker"] != "theo"]
+        assert len(set(strings)) > len([r for r in once if r["speaker"] != "theo"])
+    with pytest.raises(W2vuError, match="passes must be 1 or more"):
+        DigitsSettings(passes=0)
+
+
 def test_bad_settings_name_the_problem(small_fsdd, tmp_path):
     with pytest.raises(W2vuError, match="test speaker.*nobody"):
         build(small_fsdd, tmp_path, test_speakers=("nobody",))

@@ -54,6 +54,9 @@ def _digits_corpus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--successor", type=float, default=LibraryDefault(f"{digits}.successor"),
                    help="chain: probability that a digit is followed by its successor "
                         "(default %(default)s)")
+    p.add_argument("--passes", type=int, default=LibraryDefault(f"{digits}.passes"),
+                   help="how many times the train and valid speakers' takes are spoken, each "
+                        "time in other strings (default %(default)s)")
     p.add_argument("--language", default=LibraryDefault(f"{digits}.language"),
                    help="espeak language for reference phones (default %(default)s)")
 
@@ -66,7 +69,7 @@ def cmd_digits_corpus(a: argparse.Namespace) -> None:
     settings = DigitsSettings(
         seed=a.seed, test_speakers=tuple(a.test_speakers), valid_fraction=a.valid_fraction,
         min_digits=a.min_digits, max_digits=a.max_digits, text_lines=a.text_lines,
-        grammar=a.grammar, successor=a.successor, language=a.language)
+        grammar=a.grammar, successor=a.successor, passes=a.passes, language=a.language)
     build_digits_corpus(a.fsdd, a.out_dir, a.out_table, a.out_text, settings)
 
 

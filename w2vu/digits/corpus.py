@@ -1,16 +1,17 @@
 """`w2vu digits-corpus`: digit-string utterances from the Free Spoken Digit Dataset's recordings.
 
-FSDD holds isolated English digits (8 kHz, 50 takes of each digit per speaker). Spoken strings
-and the unpaired text follow one ``grammar`` (see ``DigitGrammar``): ``chain`` (the default) draws
+FSDD holds isolated English digits (8 kHz, 50 takes of each digit per speaker). Spoken strings and
+the unpaired text follow one ``grammar`` (see ``DigitGrammar``): ``chain`` (the default) draws
 strings with word statistics, as many digits per speaker as it has takes, each digit taking that
 speaker's recordings of it in turn; ``uniform`` shuffles each speaker's recordings and cuts them
-into runs, every recording used once. A string becomes one utterance: the recordings one after
-another with a pause between them, silence before and after, and a faint noise floor under
-everything, so that VAD has real work. Utterances of the ``test_speakers`` form the test split; of
-the other speakers', a ``valid_fraction`` goes to valid and the rest to train (the audio table's
-`split` column). The unpaired text is ``text_lines`` strings of the same grammar, none of them a
-string that is spoken. Word and phone references go into the audio table for scoring. The same
-inputs and settings give the same bytes.
+into runs, every recording used once. With ``passes`` above 1 the train and valid speakers' takes
+are spoken that many times over, in other strings with other pauses (the test speakers' once). A
+string becomes one utterance: the recordings one after another with a pause between them, silence
+before and after, and a faint noise floor under everything, so that VAD has real work. Utterances of
+the ``test_speakers`` form the test split; of the other speakers', a ``valid_fraction`` goes to
+valid and the rest to train (the audio table's `split` column). The unpaired text is ``text_lines``
+strings of the same grammar, none of them a string that is spoken. Word and phone references go into
+the audio table for scoring. The same inputs and settings give the same bytes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class DigitsSettings:
     text_lines: int = 5000
     grammar: str = "chain"
     successor: float = 0.7
+    passes: int = 1
     language: str = "en-us"
 
     def __post_init__(self) -> None:
@@ -66,6 +68,8 @@ class DigitsSettings:
                             f"{self.grammar!r}")
         if not 0 <= self.successor <= 1:
             raise W2vuError(f"digits-corpus: successor must be in [0, 1], got {self.successor}")
+        if self.passes < 1:
+            raise W2vuError(f"digits-corpus: passes must be 1 or more, got {self.passes}")
 
 
 class DigitGrammar:
@@ -114,10 +118,11 @@ def read_recordings(fsdd: Path) -> dict[str, list[dict[str, str]]]:
     return {s: sorted(rows, key=lambda r: r["path"]) for s, rows in sorted(by_speaker.items())}
 
 
-def digit_runs(rows: list[dict[str, str]], settings: DigitsSettings,
-               rng: random.Random) -> list[list[dict[str, str]]]:
-    """The recordings shuffled and cut into runs of min..max digits (the last may be shorter)."""
-    rows = list(rows)
+def digit_runs(rows: list[dict[str, str]], settings: DigitsSettings, rng: random.Random,
+               passes: int = 1) -> list[list[dict[str, str]]]:
+    """The recordings, ``passes`` times over, shuffled and cut into runs of min..max digits (the
+    last may be shorter)."""
+    rows = list(rows) * passes
     rng.shuffle(rows)
     runs, start = [], 0
     while start < len(rows):
@@ -127,20 +132,20 @@ def digit_runs(rows: list[dict[str, str]], settings: DigitsSettings,
     return runs
 
 
-def grammar_runs(rows: list[dict[str, str]], grammar: DigitGrammar,
-                 rng: random.Random) -> list[list[dict[str, str]]]:
-    """Strings of the grammar, as many digits as the speaker has takes (the last may be shorter);
-    each digit takes the speaker's recordings of it in a shuffled cycle, so a digit the grammar
-    draws more often than it has takes reuses them."""
+def grammar_runs(rows: list[dict[str, str]], grammar: DigitGrammar, rng: random.Random,
+                 passes: int = 1) -> list[list[dict[str, str]]]:
+    """Strings of the grammar, ``passes`` times as many digits as the speaker has takes (the last
+    may be shorter); each digit takes the speaker's recordings of it in a shuffled cycle, so a
+    digit drawn more often than the speaker has takes of it reuses them."""
     takes: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         takes[row["text"]].append(row)
     for pool in takes.values():
         rng.shuffle(pool)
     used: Counter[str] = Counter()
-    runs, total = [], 0
-    while total < len(rows):
-        words = grammar.string(rng)[:len(rows) - total]
+    runs, total, wanted = [], 0, len(rows) * passes
+    while total < wanted:
+        words = grammar.string(rng)[:wanted - total]
         runs.append([takes[w][used[w] % len(takes[w])] for w in words])
         used.update(words)
         total += len(words)
@@ -206,8 +211,9 @@ def build_digits_corpus(fsdd: str | os.PathLike, out_dir: str | os.PathLike,
     with atomic_dir(out_dir) as tmp:
         for speaker, speaker_rows in recordings.items():
             (tmp / speaker).mkdir()
-            runs = (grammar_runs(speaker_rows, grammar, rng) if settings.grammar == "chain"
-                    else digit_runs(speaker_rows, settings, rng))
+            passes = 1 if speaker in settings.test_speakers else settings.passes
+            runs = (grammar_runs(speaker_rows, grammar, rng, passes) if settings.grammar == "chain"
+                    else digit_runs(speaker_rows, settings, rng, passes))
             for index, run in enumerate(runs):
                 audio = join_recordings(fsdd, run, settings, rng)
                 rel = Path(speaker) / f"{speaker}_{index:04d}.wav"

@@ -40,6 +40,7 @@ rule digits_corpus:
         text_lines=lookup(dpath="languages/{lang}/digits/text_lines", within=config),
         grammar=lookup(dpath="languages/{lang}/digits/grammar", within=config),
         successor=lookup(dpath="languages/{lang}/digits/successor", within=config),
+        passes=lookup(dpath="languages/{lang}/digits/passes", within=config),
         language=lookup(dpath="languages/{lang}/espeak", within=config),
     log:
         "logs/{lang}/digits_corpus.log",
@@ -53,7 +54,8 @@ rule digits_corpus:
         " --test-speakers {params.test_speakers:q} --valid-fraction {params.valid_fraction}"
         " --min-digits {params.min_digits} --max-digits {params.max_digits}"
         " --text-lines {params.text_lines} --grammar {params.grammar}"
-        " --successor {params.successor} --language {params.language:q} > {log:q} 2>&1"
+        " --successor {params.successor} --passes {params.passes}"
+        " --language {params.language:q} > {log:q} 2>&1"
 
 
 rule inventory:
