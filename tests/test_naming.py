@@ -149,7 +149,6 @@ SCHEMAS = REPO / "workflow" / "schemas"
 # Schema keys that reach no command flag unchanged, and where they go instead.
 UNMAPPED = {
     "audio.shards": "the number of shard lists and jobs (inventory --shards counts them)",
-    "audio.workers": "the threads of the audio rules",
     "text.lid_model": "an input and the --lid-model of normalize (lid_args, with lid_label)",
     "text.lid_threshold": "normalize --lid-threshold, passed with the LID model only",
     "text.selection_phone_lm_order": "the {order} of the phone LM file gan_train reads",
@@ -172,7 +171,6 @@ UNMAPPED = {
     "gan.smoothness": "a sweep: each run's --smoothness (gan_run_option)",
     "gan.seeds": "a sweep: each run's --seed",
     "gan.gpu": "resources gpu=1",
-    "gan.threads": "threads: of gan_train (its --threads)",
     "gan.valid_split": "the split whose features are gan-train --valid-features",
     "decode.graph": "the graph folder of wfst-tune and wfst-decode",
     "decode.tune_split": "the split wfst-tune reads",
@@ -201,6 +199,8 @@ OWN_DEFAULTS = {
     "features.shards": "`w2vu extract` by hand reads the whole manifest (--shards 1)",
     "text.word_lm_prune": "`w2vu word-lm` by hand prunes nothing; the schema's thresholds go "
                           "with its word_lm_order 4, as the reference's",
+    "threads": "a command by hand computes on one thread unless given --threads",
+    "gan.threads": "`w2vu gan-train` by hand computes on one thread unless given --threads",
 }
 
 
@@ -324,3 +324,28 @@ def flat(values: dict, prefix: str) -> list[tuple[str, object]]:
         else:
             out.append((f"{prefix}{key}", value))
     return out
+
+
+# Rules whose jobs may run on the cores Snakemake grants (`{threads}`, which `--cores` lowers and
+# `--set-threads` raises), because their outputs do not depend on it, and why.
+GRANTED_THREADS = {
+    "convert": "--workers: a process per file, each file's output made alone",
+    "vad": "--workers: a process per file, each file's output made alone",
+    "trim": "--workers: a process per file, each file's output made alone",
+}
+
+
+def test_a_job_computes_with_the_configs_threads_not_the_cores_it_is_granted():
+    """faiss k-means and torch give other bytes on another thread count (README, Determinism),
+    so every `--threads` of a rule comes from a config key through `params`, never from
+    Snakemake's `{threads}`; only the rules listed above use the grant."""
+    blocks = rule_blocks()
+    for rule, body in blocks.items():
+        if "{threads}" in body:
+            assert rule in GRANTED_THREADS, f"rule {rule} computes with the cores it is granted"
+        if "--threads" in body:
+            assert "--threads {params.threads}" in body, rule
+            assert config_key(params_entries(body)["threads"]) in ("threads", "gan.threads"), rule
+            assert re.search(r"^    threads: " + re.escape(params_entries(body)["threads"]),
+                             body, re.M), f"rule {rule}: schedule it with the threads it uses"
+    assert set(GRANTED_THREADS) <= set(blocks)

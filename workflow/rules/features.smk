@@ -23,7 +23,8 @@ rule extract:
         batch_seconds=config["features"]["batch_seconds"],
         max_chunk_seconds=config["features"]["max_chunk_seconds"],
         out_prefix=subpath(output.npy, strip_suffix=".npy"),
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         gpu=1 if config["features"]["gpu"] else 0,
     log:
@@ -37,7 +38,7 @@ rule extract:
         " --shards {params.shards} --backbone {params.backbone:q} {params.mfcc_stack}"
         " {params.mfcc_cmvn} {params.layer} {params.normalize} --device {params.device} {params.bf16}"
         " {params.tf32} --batch-seconds {params.batch_seconds}"
-        " --max-chunk-seconds {params.max_chunk_seconds} --threads {threads}"
+        " --max-chunk-seconds {params.max_chunk_seconds} --threads {params.threads}"
         " --out-prefix {params.out_prefix:q} > {log:q} 2>&1"
 
 
@@ -76,7 +77,8 @@ rule kmeans:
         seed=config["features"]["seed"],
         init=config["features"]["kmeans_init"],
         device="cuda" if config["features"]["gpu"] else "cpu",
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         gpu=1 if config["features"]["gpu"] else 0,
     log:
@@ -90,7 +92,7 @@ rule kmeans:
         " --clusters {wildcards.k} --niter {params.niter} --nredo {params.nredo}"
         " --sample-fraction {params.sample_fraction} --seed {params.seed} --init {params.init:q}"
         " --backend {params.backend}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+        " --device {params.device} --threads {params.threads} > {log:q} 2>&1"
 
 
 rule assign_clusters:
@@ -102,7 +104,8 @@ rule assign_clusters:
     params:
         features=lambda w, input: input.npy.removesuffix(".npy"),
         backend=config["features"]["kmeans_backend"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/assign_clusters/CLUS{k}/{split}.log",
     conda:
@@ -110,7 +113,7 @@ rule assign_clusters:
     shell:
         "python -m w2vu assign-clusters --features {params.features:q}"
         " --centroids {input.centroids:q} --out {output.src:q} --backend {params.backend}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {params.threads} > {log:q} 2>&1"
 
 
 rule pca:
@@ -123,14 +126,15 @@ rule pca:
         features=subpath(input.npy, strip_suffix=".npy"),
         out_dir="results/{lang}/features/layer/pca",
         backend=config["features"]["kmeans_backend"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/pca/{dim}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu pca --features {params.features:q} --out-dir {params.out_dir:q}"
-        " --dim {wildcards.dim} --backend {params.backend} --threads {threads} > {log:q} 2>&1"
+        " --dim {wildcards.dim} --backend {params.backend} --threads {params.threads} > {log:q} 2>&1"
 
 
 rule apply_pca:
@@ -145,14 +149,15 @@ rule apply_pca:
         features=subpath(input.npy, strip_suffix=".npy"),
         pca_dir=subpath(input.a, parent=True),
         out_prefix=subpath(output.npy, strip_suffix=".npy"),
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/apply_pca/{dim}/{split}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu apply-pca --features {params.features:q} --pca-dir {params.pca_dir:q}"
-        " --dim {wildcards.dim} --out-prefix {params.out_prefix:q} --threads {threads} > {log:q} 2>&1"
+        " --dim {wildcards.dim} --out-prefix {params.out_prefix:q} --threads {params.threads} > {log:q} 2>&1"
 
 
 rule merge_clusters:
@@ -207,7 +212,8 @@ rule km_targets:
         clusters=config["features"]["km_clusters"],
         seed=config["features"]["km_seed"],
         backend=config["features"]["kmeans_backend"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/km_targets.log",
     conda:
@@ -215,4 +221,4 @@ rule km_targets:
     shell:
         "python -m w2vu km-targets --mfcc {params.mfcc:q} --manifest {input.manifest:q}"
         " --out {output.km:q} --centroids {output.centroids:q} --clusters {params.clusters}"
-        " --seed {params.seed} --backend {params.backend} --threads {threads} > {log:q} 2>&1"
+        " --seed {params.seed} --backend {params.backend} --threads {params.threads} > {log:q} 2>&1"

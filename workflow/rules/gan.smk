@@ -30,6 +30,7 @@ rule gan_train:
         lr_discriminator=option("--lr-discriminator", config["gan"]["lr_discriminator"]),
         device=config["gan"]["device"],
         bf16=option("--bf16", config["gan"]["bf16"]),
+        threads=config["gan"]["threads"],
     threads: config["gan"]["threads"]
     resources:
         gpu=1 if config["gan"]["gpu"] else 0,
@@ -48,7 +49,7 @@ rule gan_train:
         " --validate-every {params.validate_every} --keep {params.keep} --batch-size {params.batch_size}"
         " {params.discriminator_dim} {params.discriminator_depth} {params.lr_generator}"
         " {params.lr_discriminator}"
-        " --device {params.device} {params.bf16} --threads {threads} > {log:q} 2>&1"
+        " --device {params.device} {params.bf16} --threads {params.threads} > {log:q} 2>&1"
 
 
 # Selection across every run of the sweep (all configured variants): selected.json holds the
@@ -89,7 +90,8 @@ rule gan_generate:
         out_dir=subpath(output.txt, parent=True),
         decode_stride=option("--decode-stride", config["gan"]["decode_stride"]),
         device=config["gan"]["device"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/gan_generate/{split}.log",
     conda:
@@ -97,7 +99,7 @@ rule gan_generate:
     shell:
         "python -m w2vu gan-generate --selection {input.selection:q} --features {params.features:q}"
         " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} --split {wildcards.split}"
-        " {params.decode_stride} --emissions --device {params.device} --threads {threads}"
+        " {params.decode_stride} --emissions --device {params.device} --threads {params.threads}"
         " > {log:q} 2>&1"
 
 
@@ -176,7 +178,8 @@ rule probe_train:
         batch_size=config["probe"]["batch_size"],
         lr=config["probe"]["lr"],
         seed=config["probe"]["seed"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/probe_train/{gan_variant}.log",
     conda:
@@ -185,7 +188,7 @@ rule probe_train:
         "python -m w2vu probe-train --features {params.features:q} --phn {input.phn:q}"
         " --dictionary {input.dictionary:q} --out {output:q} --steps {params.steps}"
         " --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed}"
-        " --threads {threads} --note-failure > {log:q} 2>&1"
+        " --threads {params.threads} --note-failure > {log:q} 2>&1"
 
 
 rule probe_decode:

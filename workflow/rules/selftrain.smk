@@ -22,7 +22,8 @@ rule wfst_tune:
         sil_is_blank="--sil-is-blank" if config["decode"]["sil_is_blank"] else "",
         beam=config["decode"]["beam"],
         min_vt_uer=config["decode"]["min_vt_uer"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/wfst_tune.log",
     conda:
@@ -33,7 +34,7 @@ rule wfst_tune:
         " --acoustic-scales {params.acoustic_scales} --blank-weights {params.blank_weights}"
         " --blank-mode {params.blank_mode} {params.sil_is_blank} --beam {params.beam}"
         " --min-vt-uer {params.min_vt_uer} --out-tsv {output.table:q} --out-json {output.choice:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {params.threads} > {log:q} 2>&1"
 
 
 rule wfst_decode:
@@ -46,14 +47,15 @@ rule wfst_decode:
     params:
         emissions=lambda w: gan_emissions(w.lang, w.split),
         graph_dir=lambda w: f"results/{w.lang}/text/fst/{config['decode']['graph']}",
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     log:
         "logs/{lang}/wfst_decode/{split}.log",
     conda:
         "../../envs/kaldi.yaml"
     shell:
         "python -m w2vu wfst-decode --choice {input.choice:q} --emissions {params.emissions:q}"
-        " --graph-dir {params.graph_dir:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        " --graph-dir {params.graph_dir:q} --out {output:q} --threads {params.threads} > {log:q} 2>&1"
 
 
 # The GAN's words as phones through the lexicon: scored as PER in every run, and self-training's
@@ -232,7 +234,8 @@ rule ctc_train:
         # a new seed per round: a round that starts again from rejected labels must not repeat
         seed=lambda w: config["selftrain"]["seed"] + int(w.ctc_round) - 1,
         device=config["selftrain"]["device"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         gpu=1 if config["selftrain"]["gpu"] else 0,
     log:
@@ -245,7 +248,7 @@ rule ctc_train:
         "python -m w2vu ctc-train {params.source} --labels {input.labels:q}"
         " --dictionary {input.dictionary:q} --out-dir {params.out_dir:q} {params.init}"
         " {params.lr} {params.batch_seconds} {params.max_updates} {params.max_epochs} {params.bf16}"
-        " --seed {params.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
+        " --seed {params.seed} --device {params.device} --threads {params.threads} > {log:q} 2>&1"
 
 
 rule ctc_transcribe:
@@ -261,7 +264,8 @@ rule ctc_transcribe:
         source=lambda w: ctc_source_args(w.lang, w.split),
         graph=lambda w, input: f"--graph-dir {Path(input.graph[0]).parent}" if input.graph else "",
         device=config["selftrain"]["device"],
-    threads: 2
+        threads=config["threads"],
+    threads: config["threads"]
     resources:
         gpu=1 if config["selftrain"]["gpu"] and CTC_FINETUNE else 0,
     log:
@@ -271,7 +275,7 @@ rule ctc_transcribe:
     shell:
         "python -m w2vu ctc-transcribe --model {input.model:q} {params.source}"
         " --dictionary {input.dictionary:q} {params.graph} --out {output:q} --device {params.device}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {params.threads} > {log:q} 2>&1"
 
 
 # Every candidate is scored as the reference scores its HMM stages (§4.1 step 4): ln(phone-LM
