@@ -17,6 +17,8 @@ from w2vu.eval.probe import load_probe, probe_per, train_probe
 from w2vu.eval.score import (
     SCORE_COLUMNS,
     append_scores,
+    constant_sentence,
+    constant_sentence_baseline,
     most_frequent_phone,
     most_frequent_phone_baseline,
     score_files,
@@ -161,6 +163,21 @@ def test_most_frequent_phone_baseline(tmp_path: Path) -> None:
     s = most_frequent_phone_baseline(tmp_path / "lm.txt", tmp_path / "r.phn", tmp_path / "h.txt")
     assert (tmp_path / "h.txt").read_text() == "b\nb\nb\n"
     assert (s.errors, s.ref_len, s.skipped) == (3, 4, 1)
+
+
+def test_constant_sentence_baseline_says_the_texts_best_single_sentence(tmp_path: Path) -> None:
+    """Of the text's commonest sentences, the one with the fewest edits against the text: here
+    `a b c` (4 edits against the five lines) beats the commonest line `a b` (5 edits); <SIL> is
+    left out before counting, and the hypothesis is the same line for every utterance."""
+    (tmp_path / "lm.txt").write_text("a b\n<SIL> a b <SIL>\na b c d\na b c d\na b c\n\n")
+    assert constant_sentence(tmp_path / "lm.txt") == ["a", "b", "c"]
+    (tmp_path / "r.phn").write_text("a b c\n\nx y\n")
+    s = constant_sentence_baseline(tmp_path / "lm.txt", tmp_path / "r.phn", tmp_path / "h.txt")
+    assert (tmp_path / "h.txt").read_text() == "a b c\n" * 3
+    assert (s.errors, s.ref_len, s.skipped) == (3, 5, 1)
+    (tmp_path / "sil.txt").write_text("<SIL>\n\n")
+    with pytest.raises(W2vuError, match="no phones"):
+        constant_sentence(tmp_path / "sil.txt")
 
 
 def test_scores_tsv_replaces_rows(tmp_path: Path) -> None:

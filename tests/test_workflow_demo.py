@@ -37,8 +37,8 @@ def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
     assert selected["n_runs"] == 2
     assert {r["params"]["seed"] for r in selected["runs"]} == {1, 2}
     assert selected["selected"]["name"] in {"cpref_gpref_smref_seed1", "cpref_gpref_smref_seed2"}
-    stages = ("gan_viterbi", "baseline_frequent_phone", "baseline_random_generator",
-              "probe_w2vu1", "hmm", "selftrained")
+    stages = ("gan_viterbi", "baseline_frequent_phone", "baseline_constant_sentence",
+              "baseline_random_generator", "probe_w2vu1", "hmm", "selftrained")
     for stage in (*stages, "gan_wfst"):
         for split in splits:
             hyp = (out / f"transcripts/{stage}/{split}.txt").read_text().splitlines()

@@ -1,4 +1,4 @@
-"""Evaluation commands: the most-frequent-phone baseline, the supervised probe, PER/WER scores."""
+"""Evaluation commands: the constant baselines, the supervised probe, PER/WER scores."""
 
 from __future__ import annotations
 
@@ -12,23 +12,35 @@ log = logging.getLogger("w2vu")
 COMMANDS = Commands()
 
 
-def _baseline_frequent_phone_arguments(p: argparse.ArgumentParser) -> None:
+def _constant_baseline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
     p.add_argument("--references", required=True, type=Path, help="the split's .phn")
     p.add_argument("--out", required=True, type=Path)
     note_failure(p)
 
 
-@COMMANDS("baseline-frequent-phone", _baseline_frequent_phone_arguments,
-          "baseline: the unpaired text's commonest phone, once per utterance")
-def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
-    from w2vu.eval.score import most_frequent_phone_baseline
+def _constant_baseline(a: argparse.Namespace, command: str, function: str) -> None:
+    """Write and score one of the constant baselines of ``w2vu.eval.score``."""
+    from w2vu.eval import score as scoring
 
     def run() -> None:
-        score = most_frequent_phone_baseline(a.text, a.references, a.out)
-        log.info("most-frequent-phone baseline: PER %.4f on %s", score.rate, a.references)
+        score = getattr(scoring, function)(a.text, a.references, a.out)
+        log.info("%s: PER %.4f on %s", command, score.rate, a.references)
 
-    bracketing(a, "baseline-frequent-phone", [a.out], [], run)
+    bracketing(a, command, [a.out], [], run)
+
+
+@COMMANDS("baseline-frequent-phone", _constant_baseline_arguments,
+          "baseline: the unpaired text's commonest phone, once per utterance")
+def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
+    _constant_baseline(a, "baseline-frequent-phone", "most_frequent_phone_baseline")
+
+
+@COMMANDS("baseline-constant-sentence", _constant_baseline_arguments,
+          "audio-blind baseline: the one sentence of the unpaired text that scores best against "
+          "the text itself, for every utterance")
+def cmd_baseline_constant_sentence(a: argparse.Namespace) -> None:
+    _constant_baseline(a, "baseline-constant-sentence", "constant_sentence_baseline")
 
 
 def _probe_train_arguments(p: argparse.ArgumentParser) -> None:

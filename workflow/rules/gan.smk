@@ -104,9 +104,9 @@ rule gan_generate:
 
 
 # Baselines computed the same way as the GAN's PER: the commonest phone of the unpaired text,
-# and a generator with random (seeded) weights. Baselines and probes only bracket the GAN's
-# PER: one that cannot run on the data (--note-failure) leaves a note that scores.tsv reports as
-# `failed` with the reason, and the run goes on.
+# its best constant sentence (below), and a generator with random (seeded) weights. Baselines
+# and probes only bracket the GAN's PER: one that cannot run on the data (--note-failure) leaves
+# a note that scores.tsv reports as `failed` with the reason, and the run goes on.
 rule baseline_frequent_phone:
     input:
         text="results/{lang}/text/phones/lm.phones.filtered.txt",
@@ -119,6 +119,24 @@ rule baseline_frequent_phone:
         "../../envs/torch.yaml"
     shell:
         "python -m w2vu baseline-frequent-phone --text {input.text:q}"
+        " --references {input.references:q} --out {output:q} --note-failure > {log:q} 2>&1"
+
+
+# Audio-blind: one sentence of the unpaired text, the one that scores best against the text
+# itself, said for every utterance. Where the text is predictable (the digits grammar) it is far
+# stronger than the commonest phone.
+rule baseline_constant_sentence:
+    input:
+        text="results/{lang}/text/phones/lm.phones.filtered.txt",
+        references="results/{lang}/manifest/{split}.phn",
+    output:
+        "results/{lang}/transcripts/baseline_constant_sentence/{split}.txt",
+    log:
+        "logs/{lang}/baseline_constant_sentence/{split}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu baseline-constant-sentence --text {input.text:q}"
         " --references {input.references:q} --out {output:q} --note-failure > {log:q} 2>&1"
 
 

@@ -74,7 +74,8 @@ def gan_split_features(lang, split):
 
 
 # Stages scored against the phone references; baselines and probes bracket the GAN's PER.
-BASELINE_STAGES = ("baseline_frequent_phone", "baseline_random_generator")
+BASELINE_STAGES = ("baseline_frequent_phone", "baseline_constant_sentence",
+                   "baseline_random_generator")
 
 
 def probe_stages():
