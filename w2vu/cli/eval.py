@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from w2vu.cli.commands import Commands, bracketing, note_failure, threads
+
+if TYPE_CHECKING:
+    from w2vu.eval.metrics import Score
 
 log = logging.getLogger("w2vu")
 COMMANDS = Commands()
@@ -19,12 +24,12 @@ def _constant_baseline_arguments(p: argparse.ArgumentParser) -> None:
     note_failure(p)
 
 
-def _constant_baseline(a: argparse.Namespace, command: str, function: str) -> None:
+def _constant_baseline(a: argparse.Namespace, command: str,
+                       baseline: Callable[[Path, Path, Path], Score]) -> None:
     """Write and score one of the constant baselines of ``w2vu.eval.score``."""
-    from w2vu.eval import score as scoring
 
     def run() -> None:
-        score = getattr(scoring, function)(a.text, a.references, a.out)
+        score = baseline(a.text, a.references, a.out)
         log.info("%s: PER %.4f on %s", command, score.rate, a.references)
 
     bracketing(a, command, [a.out], [], run)
@@ -33,14 +38,18 @@ def _constant_baseline(a: argparse.Namespace, command: str, function: str) -> No
 @COMMANDS("baseline-frequent-phone", _constant_baseline_arguments,
           "baseline: the unpaired text's commonest phone, once per utterance")
 def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
-    _constant_baseline(a, "baseline-frequent-phone", "most_frequent_phone_baseline")
+    from w2vu.eval.score import most_frequent_phone_baseline
+
+    _constant_baseline(a, "baseline-frequent-phone", most_frequent_phone_baseline)
 
 
 @COMMANDS("baseline-constant-sentence", _constant_baseline_arguments,
           "audio-blind baseline: the one sentence of the unpaired text that scores best against "
           "the text itself, for every utterance")
 def cmd_baseline_constant_sentence(a: argparse.Namespace) -> None:
-    _constant_baseline(a, "baseline-constant-sentence", "constant_sentence_baseline")
+    from w2vu.eval.score import constant_sentence_baseline
+
+    _constant_baseline(a, "baseline-constant-sentence", constant_sentence_baseline)
 
 
 def _probe_train_arguments(p: argparse.ArgumentParser) -> None:
