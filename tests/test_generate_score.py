@@ -175,9 +175,27 @@ def test_constant_sentence_baseline_says_the_texts_best_single_sentence(tmp_path
     s = constant_sentence_baseline(tmp_path / "lm.txt", tmp_path / "r.phn", tmp_path / "h.txt")
     assert (tmp_path / "h.txt").read_text() == "a b c\n" * 3
     assert (s.errors, s.ref_len, s.skipped) == (3, 5, 1)
+    (tmp_path / "words.txt").write_text("one two\n" + "one two three\n" * 3 + "four\n")
+    (tmp_path / "r.wrd").write_text("one two three\nfive\n")
+    s = constant_sentence_baseline(tmp_path / "words.txt", tmp_path / "r.wrd", tmp_path / "w.txt",
+                                   metric="wer")
+    assert (tmp_path / "w.txt").read_text() == "one two three\n" * 2
+    assert (s.errors, s.ref_len) == (3, 4)  # the second line: one substitution, two insertions
     (tmp_path / "sil.txt").write_text("<SIL>\n\n")
-    with pytest.raises(W2vuError, match="no phones"):
+    with pytest.raises(W2vuError, match="no tokens"):
         constant_sentence(tmp_path / "sil.txt")
+
+
+def test_constant_sentence_tries_sentence_beginnings(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The best constant can be no sentence of the text: `x y` (7 edits against these five lines)
+    begins three sentences and is none; with one sentence tried (`q`, 9 edits) only the
+    beginnings find it."""
+    import w2vu.eval.score as score
+
+    monkeypatch.setattr(score, "CONSTANT_SENTENCES", 1)
+    (tmp_path / "lm.txt").write_text("q\nx y z1\nq\nx y z2\nx y z3\n")
+    assert constant_sentence(tmp_path / "lm.txt") == ["x", "y"]
 
 
 def test_scores_tsv_replaces_rows(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
     assert selected["selected"]["name"] in {"cpref_gpref_smref_seed1", "cpref_gpref_smref_seed2"}
     stages = ("gan_viterbi", "baseline_frequent_phone", "baseline_constant_sentence",
               "baseline_random_generator", "probe_w2vu1", "hmm", "selftrained")
-    for stage in (*stages, "gan_wfst"):
+    for stage in (*stages, "gan_wfst", "baseline_constant_words"):
         for split in splits:
             hyp = (out / f"transcripts/{stage}/{split}.txt").read_text().splitlines()
             assert len(hyp) == rows[split], (stage, split)
@@ -58,7 +58,8 @@ def test_demo_language_runs_to_selftrained_transcripts_and_scores(tmp_path):
     per_stages = (*stages, "gan_wfst_phones", "ctc_iter1", "ctc_iter2")
     assert {(r["stage"], r["split"], r["metric"]) for r in scores} == {
         *((stage, split, "per") for stage in per_stages for split in splits),
-        *(("gan_wfst", split, "wer") for split in splits)}
+        *((stage, split, "wer") for stage in ("gan_wfst", "baseline_constant_words")
+          for split in splits)}
     assert all(0 <= float(r["rate"]) for r in scores)
     assert planned_jobs(tmp_path) == {}
 

@@ -68,7 +68,7 @@ def test_word_only_references_of_a_new_language_give_complete_scores(tmp_path, s
     stages = {r["stage"] for r in scores}
     assert {"gan_viterbi", "baseline_frequent_phone", "baseline_constant_sentence",
             "baseline_random_generator", "probe_w2vu1", "hmm", "ctc_iter1", "selftrained",
-            "gan_wfst", "hmm_words"} <= stages
+            "gan_wfst", "hmm_words", "baseline_constant_words"} <= stages
     labels = "transcripts/gan_wfst_phones/train.txt"
     lexicon = dict(line.split("\t") for line in (out / "text/lexicon_filtered.lst")
                    .read_text().splitlines())

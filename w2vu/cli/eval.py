@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,11 +18,19 @@ log = logging.getLogger("w2vu")
 COMMANDS = Commands()
 
 
-def _constant_baseline_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text", required=True, type=Path, help="lm.phones.filtered.txt")
-    p.add_argument("--references", required=True, type=Path, help="the split's .phn")
-    p.add_argument("--out", required=True, type=Path)
-    note_failure(p)
+def _constant_arguments(text: str, references: str) -> Callable[[argparse.ArgumentParser], None]:
+    """The options of a constant baseline whose text and references are the named files."""
+
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--text", required=True, type=Path, help=text)
+        p.add_argument("--references", required=True, type=Path, help=references)
+        p.add_argument("--out", required=True, type=Path)
+        note_failure(p)
+
+    return add
+
+
+_PHONE_BASELINE_ARGUMENTS = _constant_arguments("lm.phones.filtered.txt", "the split's .phn")
 
 
 def _constant_baseline(a: argparse.Namespace, command: str,
@@ -30,12 +39,12 @@ def _constant_baseline(a: argparse.Namespace, command: str,
 
     def run() -> None:
         score = baseline(a.text, a.references, a.out)
-        log.info("%s: PER %.4f on %s", command, score.rate, a.references)
+        log.info("%s: error rate %.4f on %s", command, score.rate, a.references)
 
     bracketing(a, command, [a.out], [], run)
 
 
-@COMMANDS("baseline-frequent-phone", _constant_baseline_arguments,
+@COMMANDS("baseline-frequent-phone", _PHONE_BASELINE_ARGUMENTS,
           "baseline: the unpaired text's commonest phone, once per utterance")
 def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
     from w2vu.eval.score import most_frequent_phone_baseline
@@ -43,13 +52,24 @@ def cmd_baseline_frequent_phone(a: argparse.Namespace) -> None:
     _constant_baseline(a, "baseline-frequent-phone", most_frequent_phone_baseline)
 
 
-@COMMANDS("baseline-constant-sentence", _constant_baseline_arguments,
-          "audio-blind baseline: the one sentence of the unpaired text that scores best against "
-          "the text itself, for every utterance")
+@COMMANDS("baseline-constant-sentence", _PHONE_BASELINE_ARGUMENTS,
+          "audio-blind baseline: the one sentence of the unpaired phone text that scores best "
+          "against the text itself, for every utterance (PER)")
 def cmd_baseline_constant_sentence(a: argparse.Namespace) -> None:
     from w2vu.eval.score import constant_sentence_baseline
 
     _constant_baseline(a, "baseline-constant-sentence", constant_sentence_baseline)
+
+
+@COMMANDS("baseline-constant-words",
+          _constant_arguments("normalized.txt, the unpaired word text", "the split's .wrd"),
+          "audio-blind baseline for the word decoders: the one sentence of the unpaired word "
+          "text that scores best against the text itself, for every utterance (WER)")
+def cmd_baseline_constant_words(a: argparse.Namespace) -> None:
+    from w2vu.eval.score import constant_sentence_baseline
+
+    _constant_baseline(a, "baseline-constant-words",
+                       partial(constant_sentence_baseline, metric="wer"))
 
 
 def _probe_train_arguments(p: argparse.ArgumentParser) -> None:

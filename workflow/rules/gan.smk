@@ -140,6 +140,22 @@ rule baseline_constant_sentence:
         " --references {input.references:q} --out {output:q} --note-failure > {log:q} 2>&1"
 
 
+# The same for the word decoders: the unpaired word text's best sentence, scored as WER.
+rule baseline_constant_words:
+    input:
+        text="results/{lang}/text/normalized.txt",
+        references="results/{lang}/manifest/{split}.wrd",
+    output:
+        "results/{lang}/transcripts/baseline_constant_words/{split}.txt",
+    log:
+        "logs/{lang}/baseline_constant_words/{split}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m w2vu baseline-constant-words --text {input.text:q}"
+        " --references {input.references:q} --out {output:q} --note-failure > {log:q} 2>&1"
+
+
 rule baseline_random_checkpoint:
     input:
         dictionary="results/{lang}/text/phones/dict.phn.txt",

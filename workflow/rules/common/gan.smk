@@ -91,7 +91,7 @@ def score_rows(lang):
             rows.append((stage, split, "per", transcript(lang, stage, split), phn))
         for stage, path in ctc_stages(lang):
             rows.append((stage, split, "per", path(split), phn))
-        for stage in word_stages():
+        for stage in (*word_stages(), "baseline_constant_words"):
             rows.append((stage, split, "wer", transcript(lang, stage, split),
                          f"results/{lang}/manifest/{split}.wrd"))
     return rows
