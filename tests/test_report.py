@@ -126,12 +126,14 @@ def test_error_rates_and_cli(tmp_path):
         "stage\tsplit\tmetric\terrors\treference_tokens\trate\tnote",
         "gan_viterbi\ttest\tper\t30\t100\t0.3", "gan_viterbi\tvalid\tper\t25\t100\t0.25",
         "baseline_frequent_phone\ttest\tper\t90\t100\t0.9", "gan_wfst\ttest\twer\t5\t10\t0.5",
+        "baseline_constant_sentence\ttest\tper\t70\t100\t0.7",
         "probe_w2vu1\ttest\tper\t\t\tfailed\tprobe-train: no utterance has both phones"])
     assert main(["report", "error-rates", "--scores", str(scores),
                  "--out", str(tmp_path / "e.svg")]) == 0
     text = svg_text(tmp_path / "e.svg")
     assert "PER per stage" in text and "WER per stage" in text and "90.0" in text
     assert "probe_w2vu1" not in text  # a failed stage has no bar
+    assert text.count("audio-blind (test)") == 1  # the PER panel's line; no WER baseline given
     assert main(["report", "error-rates", "--scores", str(tmp_path / "missing.tsv"),
                  "--out", str(tmp_path / "x.svg")]) == 2
     assert not (tmp_path / "x.svg").exists()

@@ -338,16 +338,23 @@ def is_rate(text: str) -> bool:
         return False
 
 
+# The audio-blind baselines (w2vu.eval.score.constant_sentence_baseline), one per metric: a
+# recognizer that does not get below its line has not shown that it reads the audio.
+AUDIO_BLIND = {"per": "baseline_constant_sentence", "wer": "baseline_constant_words"}
+
+
 def error_rates(scores: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Error rate (%) per stage, one bar per split, one panel per metric (PER, WER...)."""
+    """Error rate (%) per stage, one bar per split, one panel per metric (PER, WER...); baselines
+    hatched, and the audio-blind baseline's rate on the last split drawn across its panel."""
     rows = read_table(scores, required=SCORE_COLUMNS)
     rows = [r for r in rows if is_rate(r["rate"])]  # no bar for a failed stage (rate `failed`)
     if not rows:
         raise W2vuError(f"{scores}: no scores; run the scoring steps first")
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    widths = [len({r["stage"] for r in rows if r["metric"] == m}) + 1 for m in metrics]
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(5.0, 4.5 * len(metrics)), 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(5.0, 0.9 * sum(widths)), 4.5),
+                             squeeze=False, gridspec_kw={"width_ratios": widths})
     for ax, metric in zip(axes.flat, metrics):
         mine = [r for r in rows if r["metric"] == metric]
         stages = list(dict.fromkeys(r["stage"] for r in mine))
@@ -358,8 +365,13 @@ def error_rates(scores: str | os.PathLike, out: str | os.PathLike) -> Path:
             rate = {r["stage"]: 100 * float(r["rate"]) for r in mine if r["split"] == split}
             heights = [rate.get(s, math.nan) for s in stages]
             bars = ax.bar(x + (j - (len(splits) - 1) / 2) * width, heights, width,
-                          color=f"C{j}", label=split)
+                          color=f"C{j}", label=split,
+                          hatch=["//" if s.startswith("baseline_") else "" for s in stages])
             ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        blind = [r for r in mine if r["stage"] == AUDIO_BLIND.get(metric)]
+        if blind:
+            ax.axhline(100 * float(blind[-1]["rate"]), color="0.3", linestyle="--", linewidth=1,
+                       label=f"audio-blind ({blind[-1]['split']})")
         ax.set_xticks(x, stages, fontsize=8, rotation=20)
         ax.set_ylabel(f"{metric.upper()} (%)")
         ax.set_title(f"{metric.upper()} per stage")
