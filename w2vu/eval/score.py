@@ -147,8 +147,8 @@ def constant_sentence_baseline(text_path: str | os.PathLike, ref_path: str | os.
     against phone references (PER), or the word text against words (WER).
 
     An audio-blind baseline: where the text is predictable (the digits corpus's grammar) one
-    sentence said every time scores far better than the commonest phone (test PER 0.71 against
-    0.94 there, WER 0.72), and a recognizer that does not beat it has not shown that it reads
+    sentence said every time scores far better than the commonest phone (test PER 0.68 against
+    0.94 there; WER 0.72), and a recognizer that does not beat it has not shown that it reads
     the audio.
     """
     count = len(read_lines(ref_path))
