@@ -98,8 +98,8 @@ def most_frequent_phone(text_path: str | os.PathLike) -> str:
 
 # The constant-sentence baseline's search: the text's commonest distinct sentences and sentence
 # beginnings tried, each against an evenly spaced sample of about this many tokens (phones or
-# words), so that short sentences get a large sample and long ones cost no more: about 9 s on
-# 20,000 sentences of 10-150 phones (bench/RESULTS.md), 3.5 s on the digits phone text.
+# words), so that short sentences get a large sample and long ones cost no more: a few seconds
+# on natural text or the digits text (bench/constant_sentence.py).
 CONSTANT_SENTENCES = 20
 CONSTANT_BEGINNINGS = 100  # short, so cheap to try; partial words crowd the first 20 out
 CONSTANT_SAMPLE_TOKENS = 16_000
